@@ -1,0 +1,179 @@
+"""Giving a temporary file its final name: ``persist``.
+
+The only module that names a file for good.  Plain blocking functions, run in a
+worker thread.
+
+* A named file is renamed; without ``overwrite`` it is linked, then its old name
+  unlinked, so that an existing destination is refused by ``link(2)`` itself
+  rather than by a check that could race.
+* An unnamed ``O_TMPFILE`` file is linked into place with ``linkat(2)`` through
+  ``/proc/self/fd``: no byte is copied.  With ``overwrite`` it is linked under a
+  fresh random name beside ``dest`` and renamed over it, the only moment a name
+  appears.
+* An unnamed file that cannot be linked (``O_TMPFILE`` refused) is copied into a
+  new named file beside ``dest``, which is renamed into place and then takes
+  over the descriptor (``dup2``), so that the open object goes on reading and
+  writing the kept file.  Only then is a copy made, and only then can a killed
+  process leave the half-written copy behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import IO, Any
+
+from ._cleanup import Closer
+from ._create import open_named
+from ._names import NameParts, candidate_names
+
+
+def rename_into_place(
+    closer: Closer, dest: str | bytes, *, overwrite: bool, fsync: bool
+) -> str | bytes:
+    """Persist a named temporary file: rename (or link) it to ``dest``."""
+    source = closer.path
+    assert source is not None
+    target = os.path.abspath(dest)
+    file = closer.file
+    if not file.closed:
+        file.flush()
+    if fsync:
+        _fsync_file(file, source)
+    if overwrite:
+        os.rename(source, target)
+    else:
+        os.link(source, target, follow_symlinks=False)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(source)
+    closer.keep(target)
+    _set_name(file, target)
+    if fsync:
+        fsync_directory(os.path.dirname(target))
+    return target
+
+
+def link_into_place(
+    closer: Closer, dest: str | bytes, *, overwrite: bool, fsync: bool
+) -> str | bytes:
+    """Persist an unnamed temporary file: give its data the name ``dest``."""
+    target = os.path.abspath(dest)
+    directory, base = os.path.split(target)
+    file = closer.file
+    file.flush()
+    fd = file.fileno()
+    if fsync:
+        os.fsync(fd)
+    directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if closer.linkable:
+            _link_descriptor(fd, base, directory_fd, overwrite=overwrite)
+        else:
+            _copy_and_take_over(file, directory, base, directory_fd, overwrite)
+        if fsync:
+            os.fsync(directory_fd)
+    finally:
+        os.close(directory_fd)
+    return target
+
+
+def _link_descriptor(
+    fd: int, base: str | bytes, directory_fd: int, *, overwrite: bool
+) -> None:
+    # An unprivileged process links an O_TMPFILE file through /proc's magic
+    # link; that needs AT_SYMLINK_FOLLOW (follow_symlinks) and a dst_dir_fd,
+    # without which os.link calls link(2), which fails with EXDEV.
+    source = f"/proc/self/fd/{fd}"
+    if not overwrite:
+        os.link(source, base, dst_dir_fd=directory_fd, follow_symlinks=True)
+        return
+    staging = _link_under_fresh_name(source, base, directory_fd)
+    try:
+        os.rename(staging, base, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
+    except BaseException:
+        os.unlink(staging, dir_fd=directory_fd)
+        raise
+
+
+def _link_under_fresh_name(
+    source: str, base: str | bytes, directory_fd: int
+) -> str | bytes:
+    for name in candidate_names():
+        staging = os.fsencode(name) if isinstance(base, bytes) else name
+        try:
+            os.link(source, staging, dst_dir_fd=directory_fd, follow_symlinks=True)
+        except FileExistsError:
+            continue
+        return staging
+    raise FileExistsError("no usable temporary name found")  # pragma: no cover
+
+
+def _copy_and_take_over(
+    file: IO[Any],
+    directory: str | bytes,
+    base: str | bytes,
+    directory_fd: int,
+    overwrite: bool,
+) -> None:
+    fd = file.fileno()
+    parts = NameParts(prefix=".tmp", suffix="", dir=os.fsdecode(directory))
+    copy_fd, copy_path = open_named(os.fsdecode(directory), parts)
+    try:
+        _copy_all(fd, copy_fd)
+        copy_name = os.path.basename(os.fsdecode(copy_path))
+        target = os.fsdecode(base)
+        if overwrite:
+            os.rename(
+                copy_name, target, src_dir_fd=directory_fd, dst_dir_fd=directory_fd
+            )
+        else:
+            os.link(copy_name, target, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
+            os.unlink(copy_name, dir_fd=directory_fd)
+    except BaseException:
+        os.close(copy_fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(copy_path)
+        raise
+    # The kept copy takes over the file object's descriptor number, at the same
+    # position: from now on its reads and writes act on the kept file.
+    try:
+        os.lseek(copy_fd, os.lseek(fd, 0, os.SEEK_CUR), os.SEEK_SET)
+        os.dup2(copy_fd, fd, inheritable=False)
+    finally:
+        os.close(copy_fd)
+
+
+def _copy_all(source_fd: int, dest_fd: int) -> None:
+    # Offsets are explicit, so the source's own position is left alone.
+    offset = 0
+    size = os.fstat(source_fd).st_size
+    while offset < size:
+        sent = os.sendfile(dest_fd, source_fd, offset, size - offset)
+        if sent == 0:
+            break
+        offset += sent
+
+
+def _set_name(file: IO[Any], name: str | bytes) -> None:
+    raw: Any = getattr(file, "buffer", file)
+    getattr(raw, "raw", raw).name = name
+
+
+def _fsync_file(file: IO[Any], path: str | bytes) -> None:
+    if not file.closed:
+        os.fsync(file.fileno())
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_directory(path: str | bytes) -> None:
+    """Make a rename or link in directory ``path`` durable."""
+    fd = os.open(path or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,366 @@
+"""SpooledTemporaryFile's storage: in memory until it rolls over to disk.
+
+The state is explicit, as in the Rust ``tempfile`` crate's ``SpooledTempFile``:
+every operation is a ``match`` on it.
+
+* :class:`InMemory` -- a ``BytesIO`` (or a ``TextIOWrapper`` over one).  Its
+  operations run on the loop, after one cancellation checkpoint, and never touch
+  a worker thread.
+* :class:`OnDisk` -- an unnamed on-disk temporary file, driven from worker threads.
+* :class:`RollingOver` -- the brief step between them: a worker is copying the
+  bytes to disk.  Nothing else touches the buffer meanwhile; other operations on
+  the same file wait for the step to end.
+
+A rollover is all or nothing.  The new file is created, filled and positioned in
+one worker call; if that fails or is cancelled, the new file is closed (so it is
+gone) and the data stays wholly in memory, position unchanged.  Only after it
+succeeded does the state become :class:`OnDisk` and the buffer get freed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import IO, Any
+
+import anyio
+from anyio import CancelScope, CapacityLimiter
+from anyio.lowlevel import checkpoint
+
+from . import _threads
+from ._cleanup import Closer
+from ._create import FileOptions, open_file
+from ._disk import DiskStorage
+from ._names import NameParts
+
+
+@dataclass
+class InMemory:
+    """The data is in ``file``, a ``BytesIO`` or a ``TextIOWrapper`` over one."""
+
+    file: io.BytesIO | io.TextIOWrapper
+
+
+@dataclass
+class RollingOver:
+    """A worker is copying ``in_memory`` to disk; ``finished`` is set after."""
+
+    in_memory: InMemory
+    finished: anyio.Event
+
+
+@dataclass
+class OnDisk:
+    """The data is in an unnamed temporary file on disk."""
+
+    disk: DiskStorage
+
+
+def _byte_count(data: Any) -> int:
+    # What BytesIO.write will return, without copying; TypeError for a str.
+    return len(data) if type(data) is bytes else memoryview(data).nbytes
+
+
+class SpooledStorage:
+    """The I/O of one spooled temporary file."""
+
+    __slots__ = ("_limiter", "_options", "_parts", "_state", "max_size")
+
+    def __init__(
+        self,
+        max_size: int,
+        parts: NameParts[Any],
+        options: FileOptions,
+        limiter: CapacityLimiter | None,
+    ) -> None:
+        self.max_size = max_size
+        self._parts = parts
+        self._options = options
+        self._limiter = limiter
+        buffer: io.BytesIO | io.TextIOWrapper
+        if options.text:
+            buffer = io.TextIOWrapper(
+                io.BytesIO(),
+                encoding=options.encoding,
+                errors=options.errors,
+                newline=options.newline,
+            )
+        else:
+            buffer = io.BytesIO()
+        self._state: InMemory | RollingOver | OnDisk = InMemory(buffer)
+
+    # -- attributes -----------------------------------------------------------
+
+    def _current_file(self) -> IO[Any]:
+        match self._state:
+            case InMemory(file=file) | RollingOver(in_memory=InMemory(file=file)):
+                return file
+            case OnDisk(disk=disk):
+                return disk.wrapped
+
+    @property
+    def rolled(self) -> bool:
+        return isinstance(self._state, OnDisk)
+
+    @property
+    def wrapped(self) -> IO[Any]:
+        return self._current_file()
+
+    @property
+    def closed(self) -> bool:
+        return self._current_file().closed
+
+    @property
+    def name(self) -> Any:
+        return self._current_file().name if self.rolled else None
+
+    @property
+    def mode(self) -> str:
+        return self._current_file().mode if self.rolled else self._options.mode
+
+    # -- the state machine ----------------------------------------------------
+
+    async def _settled(self) -> InMemory | OnDisk:
+        """The state to operate on, once no rollover is in flight.
+
+        An in-memory operation gets its cancellation checkpoint here, before it
+        touches the buffer, so a cancelled call has done nothing.
+        """
+        checkpointed = False
+        while True:
+            match self._state:
+                case RollingOver(finished=finished):
+                    await finished.wait()
+                    checkpointed = True
+                case InMemory() if not checkpointed:
+                    await checkpoint()
+                    checkpointed = True
+                case InMemory() | OnDisk() as state:
+                    return state
+
+    async def rollover(self) -> None:
+        """Move the data to disk now, if it is still in memory."""
+        match await self._settled():
+            case InMemory() as in_memory:
+                await self._roll_over(in_memory)
+            case OnDisk():
+                pass
+
+    async def _roll_over(
+        self, in_memory: InMemory, beside: str | bytes | None = None
+    ) -> DiskStorage:
+        if in_memory.file.closed:
+            raise ValueError("I/O operation on closed file.")
+        rolling = RollingOver(in_memory, anyio.Event())
+        self._state = rolling
+        try:
+            disk = await _threads.create(
+                lambda: self._copy_to_disk(in_memory, beside),
+                DiskStorage.close_now,
+                self._limiter,
+            )
+        except BaseException:
+            self._state = in_memory
+            raise
+        else:
+            self._state = OnDisk(disk)
+            in_memory.file.close()  # frees the buffer
+            return disk
+        finally:
+            rolling.finished.set()
+
+    def _copy_to_disk(
+        self, in_memory: InMemory, beside: str | bytes | None
+    ) -> DiskStorage:
+        """In a worker: a new unnamed file with the same bytes and position.
+
+        In ``dir``, or in the directory of the path ``beside`` if given.
+        """
+        parts = self._parts
+        if beside is not None:
+            directory = os.path.dirname(os.path.abspath(beside))
+            parts = dataclasses.replace(parts, dir=parts.same_type(directory))
+        memory = in_memory.file
+        position = memory.tell()
+        opened = open_file(parts, self._options, named=False)
+        file = opened.file
+        try:
+            if isinstance(memory, io.TextIOWrapper):
+                memory.flush()
+                # The encoded bytes, so that newlines and non-ASCII text survive
+                # exactly, as in the standard library's rollover.
+                raw_memory: io.BytesIO = memory.buffer  # type: ignore[assignment]
+                raw_disk: Any = getattr(file, "buffer")  # noqa: B009
+            else:
+                raw_memory, raw_disk = memory, file
+            with raw_memory.getbuffer() as view:
+                raw_disk.write(view)
+            file.seek(position, 0)
+        except BaseException:
+            file.close()
+            raise
+        return DiskStorage(Closer(file, None, linkable=opened.linkable), self._limiter)
+
+    async def _roll_over_if_past_max_size(self, in_memory: InMemory) -> None:
+        # After a text write, as the standard library checks after every write.
+        if self.max_size and in_memory.file.tell() > self.max_size:
+            await self._roll_over(in_memory)
+
+    def _would_pass_max_size(self, in_memory: InMemory, byte_count: int) -> bool:
+        file = in_memory.file
+        return bool(self.max_size) and file.tell() + byte_count > self.max_size
+
+    # -- operations -----------------------------------------------------------
+
+    async def read(self, size: int | None) -> Any:
+        match await self._settled():
+            case InMemory(file=file):
+                return file.read(size)
+            case OnDisk(disk=disk):
+                return await disk.read(size)
+
+    async def read1(self, size: int) -> Any:
+        match await self._settled():
+            case InMemory(file=file):
+                return file.read1(size)  # type: ignore[union-attr]
+            case OnDisk(disk=disk):
+                return await disk.read1(size)
+
+    async def readinto(self, buffer: Any) -> int:
+        match await self._settled():
+            case InMemory(file=file):
+                return file.readinto(buffer)  # type: ignore[union-attr]
+            case OnDisk(disk=disk):
+                return await disk.readinto(buffer)
+
+    async def readinto1(self, buffer: Any) -> int:
+        match await self._settled():
+            case InMemory(file=file):
+                return file.readinto1(buffer)  # type: ignore[union-attr]
+            case OnDisk(disk=disk):
+                return await disk.readinto1(buffer)
+
+    async def readline(self, size: int | None) -> Any:
+        match await self._settled():
+            case InMemory(file=file):
+                return file.readline(size)  # type: ignore[arg-type]
+            case OnDisk(disk=disk):
+                return await disk.readline(size)
+
+    async def readlines(self, hint: int | None) -> list[Any]:
+        match await self._settled():
+            case InMemory(file=file):
+                return file.readlines(hint)  # type: ignore[arg-type]
+            case OnDisk(disk=disk):
+                return await disk.readlines(hint)
+
+    async def write(self, data: Any) -> int:
+        state = await self._settled()
+        if isinstance(state, InMemory):
+            file = state.file
+            if self._options.text or file.closed:
+                written = file.write(data)
+                await self._roll_over_if_past_max_size(state)
+                return written
+            if not self._would_pass_max_size(state, _byte_count(data)):
+                return file.write(data)
+            # Roll over first: the new data goes to disk from a worker, and the
+            # loop never holds more than max_size bytes.
+            return await (await self._roll_over(state)).write(data)
+        return await state.disk.write(data)
+
+    async def writelines(self, lines: Iterable[Any]) -> None:
+        state = await self._settled()
+        if isinstance(state, InMemory):
+            file = state.file
+            lines = list(lines)
+            try:
+                byte_count = sum(map(_byte_count, lines))
+            except TypeError:
+                byte_count = None  # let the buffer raise its own error
+            if self._options.text or file.closed or byte_count is None:
+                file.writelines(lines)
+                await self._roll_over_if_past_max_size(state)
+                return
+            if not self._would_pass_max_size(state, byte_count):
+                file.writelines(lines)
+                return
+            await (await self._roll_over(state)).writelines(lines)
+            return
+        await state.disk.writelines(lines)
+
+    async def seek(self, offset: int, whence: int) -> int:
+        match await self._settled():
+            case InMemory(file=file):
+                return file.seek(offset, whence)
+            case OnDisk(disk=disk):
+                return await disk.seek(offset, whence)
+
+    async def tell(self) -> int:
+        match await self._settled():
+            case InMemory(file=file):
+                return file.tell()
+            case OnDisk(disk=disk):
+                return await disk.tell()
+
+    async def truncate(self, size: int | None) -> int:
+        state = await self._settled()
+        if isinstance(state, InMemory):
+            # Any size above max_size rolls over, even with max_size == 0, as in
+            # the standard library; a bare truncate() sets the size to the
+            # position, so it counts as that size (the standard library does not
+            # check it, and then in memory and on disk give different sizes).
+            if state.file.closed:
+                return state.file.truncate(size)
+            new_size = state.file.tell() if size is None else size
+            if not new_size > self.max_size:
+                return state.file.truncate(size)
+            return await (await self._roll_over(state)).truncate(size)
+        return await state.disk.truncate(size)
+
+    async def flush(self) -> None:
+        match await self._settled():
+            case InMemory(file=file):
+                file.flush()
+            case OnDisk(disk=disk):
+                await disk.flush()
+
+    async def persist(
+        self, dest: str | bytes, *, overwrite: bool, fsync: bool
+    ) -> str | bytes:
+        match await self._settled():
+            case InMemory() as in_memory:
+                # Straight into dest's file system, where the link can be made.
+                disk = await self._roll_over(in_memory, beside=dest)
+            case OnDisk(disk=disk):
+                pass
+        return await disk.persist(dest, overwrite=overwrite, fsync=fsync)
+
+    async def fileno(self) -> int:
+        match await self._settled():
+            case InMemory() as in_memory:
+                return await (await self._roll_over(in_memory)).fileno()
+            case OnDisk(disk=disk):
+                return await disk.fileno()
+
+    async def aclose(self, *, at_exit: bool) -> None:
+        while isinstance(self._state, RollingOver):
+            # Closing must finish even when cancelled: wait the rollover out.
+            with CancelScope(shield=True):
+                await self._state.finished.wait()
+        match self._state:
+            case InMemory(file=file):
+                file.close()  # frees the buffer at once
+            case OnDisk(disk=disk):
+                await disk.aclose(at_exit=at_exit)
+
+    def close_now(self) -> None:
+        """Close at once, blocking: for the garbage collector only."""
+        match self._state:
+            case InMemory(file=file) | RollingOver(in_memory=InMemory(file=file)):
+                file.close()
+            case OnDisk(disk=disk):
+                disk.close_now()

