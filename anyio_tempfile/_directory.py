@@ -6,13 +6,13 @@ import os
 import warnings
 from collections.abc import Generator
 from types import TracebackType
-from typing import Any, AnyStr, Generic, TypeVar, cast
+from typing import Any, AnyStr, Generic, TypeVar, cast, overload
 
 from anyio import CapacityLimiter
 
 from . import _threads
 from ._create import make_directory
-from ._modes import StrOrBytesPath
+from ._modes import BytesPath, StrOrBytesPath, StrPath
 from ._names import NameParts, check_name_parts
 from ._rmtree import rmtree
 
@@ -36,10 +36,32 @@ class TemporaryDirectory(Generic[AnyStr]):
     behind a cancelled creation.
     """
 
+    @overload
+    def __init__(
+        self: TemporaryDirectory[str],
+        suffix: str | None = None,
+        prefix: str | None = None,
+        dir: StrPath | None = None,
+        ignore_cleanup_errors: bool = False,
+        *,
+        delete: bool = True,
+        limiter: CapacityLimiter | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: TemporaryDirectory[bytes],
+        suffix: bytes | None = None,
+        prefix: bytes | None = None,
+        dir: BytesPath | None = None,
+        ignore_cleanup_errors: bool = False,
+        *,
+        delete: bool = True,
+        limiter: CapacityLimiter | None = None,
+    ) -> None: ...
     def __init__(
         self,
-        suffix: AnyStr | None = None,
-        prefix: AnyStr | None = None,
+        suffix: str | bytes | None = None,
+        prefix: str | bytes | None = None,
         dir: StrOrBytesPath | None = None,
         ignore_cleanup_errors: bool = False,
         *,
@@ -132,11 +154,21 @@ class TemporaryDirectory(Generic[AnyStr]):
         rmtree(path, ignore_errors=True)
 
 
+@overload
 async def mkdtemp(
-    suffix: AnyStr | None = None,
-    prefix: AnyStr | None = None,
+    suffix: str | None = None, prefix: str | None = None, dir: StrPath | None = None
+) -> str: ...
+@overload
+async def mkdtemp(
+    suffix: bytes | None = None,
+    prefix: bytes | None = None,
+    dir: BytesPath | None = None,
+) -> bytes: ...
+async def mkdtemp(
+    suffix: str | bytes | None = None,
+    prefix: str | bytes | None = None,
     dir: StrOrBytesPath | None = None,
-) -> Any:
+) -> str | bytes:
     """Create a directory as the standard library's ``mkdtemp``; its absolute path.
 
     Mode 0700 whatever the umask.  The caller removes it.  A cancelled call

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from anyio import CapacityLimiter
+from anyio.lowlevel import checkpoint_if_cancelled
 
 from . import _threads
 from ._cleanup import Closer
@@ -87,7 +88,7 @@ class DiskStorage:
     ) -> str | bytes:
         closer = self.closer
         keep = rename_into_place if closer.path is not None else link_into_place
-        if closer.path is None and self._file.closed:
+        if self._file.closed:
             raise ValueError("I/O operation on closed file.")
         # Runs to its end even if cancelled: a name given on disk but not yet
         # recorded here would make close() delete the kept file.
@@ -100,6 +101,8 @@ class DiskStorage:
         if self.closer.has_work(at_exit=at_exit):
             finish = self.closer.cleanup if at_exit else self.closer.close
             await _threads.release(finish, self._limiter)
+        else:
+            await checkpoint_if_cancelled()
 
     def close_now(self) -> None:
         """Close and delete at once, blocking: for the garbage collector only."""

@@ -14,9 +14,11 @@ import os
 import warnings
 from collections.abc import Iterable
 from types import TracebackType
-from typing import IO, Any, AnyStr, Generic, Protocol, TypeVar
+from typing import IO, Any, AnyStr, Generic, Protocol, TypeVar, overload
 
 from anyio import CapacityLimiter
+
+from ._modes import BytesPath, StrOrBytesPath, StrPath
 
 _File = TypeVar("_File", bound="AsyncTemporaryFile[Any]")
 
@@ -159,13 +161,21 @@ class AsyncTemporaryFile(Generic[AnyStr]):
         """The file descriptor (a spooled file rolls over to disk first)."""
         return await self._storage.fileno()
 
+    @overload
+    async def persist(
+        self, dest: StrPath, *, overwrite: bool = True, fsync: bool = False
+    ) -> str: ...
+    @overload
+    async def persist(
+        self, dest: BytesPath, *, overwrite: bool = True, fsync: bool = False
+    ) -> bytes: ...
     async def persist(
         self,
-        dest: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+        dest: StrOrBytesPath,
         *,
         overwrite: bool = True,
         fsync: bool = False,
-    ) -> Any:
+    ) -> str | bytes:
         """Give the temporary file the name ``dest`` for good, atomically.
 
         Flushes, then renames (``NamedTemporaryFile``) on the same file system: a

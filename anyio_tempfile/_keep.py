@@ -36,10 +36,9 @@ def rename_into_place(
     assert source is not None
     target = os.path.abspath(dest)
     file = closer.file
-    if not file.closed:
-        file.flush()
+    file.flush()
     if fsync:
-        _fsync_file(file, source)
+        os.fsync(file.fileno())
     if overwrite:
         os.rename(source, target)
     else:
@@ -157,17 +156,6 @@ def _copy_all(source_fd: int, dest_fd: int) -> None:
 def _set_name(file: IO[Any], name: str | bytes) -> None:
     raw: Any = getattr(file, "buffer", file)
     getattr(raw, "raw", raw).name = name
-
-
-def _fsync_file(file: IO[Any], path: str | bytes) -> None:
-    if not file.closed:
-        os.fsync(file.fileno())
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def fsync_directory(path: str | bytes) -> None:

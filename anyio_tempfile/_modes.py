@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Literal, Union
+from typing import Literal
 
 # Every spelling io.open accepts, as typeshed lists them for open().
 OpenTextMode = Literal[
@@ -87,4 +87,6 @@ OpenBinaryMode = Literal[
     "b+x",
 ]
 
-StrOrBytesPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+StrPath = str | os.PathLike[str]
+BytesPath = bytes | os.PathLike[bytes]
+StrOrBytesPath = StrPath | BytesPath

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import anyio
 from anyio import CancelScope, CapacityLimiter
-from anyio.lowlevel import checkpoint
+from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 
 from . import _threads
 from ._cleanup import Closer
@@ -354,6 +354,7 @@ class SpooledStorage:
         match self._state:
             case InMemory(file=file):
                 file.close()  # frees the buffer at once
+                await checkpoint_if_cancelled()
             case OnDisk(disk=disk):
                 await disk.aclose(at_exit=at_exit)
 

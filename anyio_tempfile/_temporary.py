@@ -12,7 +12,7 @@ from ._cleanup import Closer
 from ._create import FileOptions, close_and_remove, open_file, open_named
 from ._disk import DiskStorage
 from ._file import AsyncSpooledTemporaryFile, AsyncTemporaryFile
-from ._modes import OpenBinaryMode, OpenTextMode, StrOrBytesPath
+from ._modes import BytesPath, OpenBinaryMode, OpenTextMode, StrOrBytesPath, StrPath
 from ._names import NameParts, check_name_parts
 from ._opener import Opener
 from ._spooled import SpooledStorage
@@ -288,12 +288,26 @@ def SpooledTemporaryFile(
     return Opener(open)
 
 
+@overload
+async def mkstemp(
+    suffix: str | None = None,
+    prefix: str | None = None,
+    dir: StrPath | None = None,
+    text: bool = False,
+) -> tuple[int, str]: ...
+@overload
+async def mkstemp(
+    suffix: bytes | None = None,
+    prefix: bytes | None = None,
+    dir: BytesPath | None = None,
+    text: bool = False,
+) -> tuple[int, bytes]: ...
 async def mkstemp(
     suffix: str | bytes | None = None,
     prefix: str | bytes | None = None,
     dir: StrOrBytesPath | None = None,
     text: bool = False,
-) -> tuple[int, Any]:
+) -> tuple[int, str | bytes]:
     """Create a file as the standard library's ``mkstemp``: ``(fd, path)``.
 
     Mode 0600 whatever the umask, opened with ``O_EXCL | O_NOFOLLOW |

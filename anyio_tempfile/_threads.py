@@ -68,15 +68,17 @@ async def create(
 async def release(func: Callable[[], T], limiter: CapacityLimiter | None) -> T:
     """Run a cleanup in a worker to its end, even if the caller is cancelled.
 
-    A scope cancellation stays pending and reaches the caller at its next
-    checkpoint, as with AnyIO's own ``aclose()``; a native asyncio cancellation
-    that arrived meanwhile is raised once the cleanup is done.  An error of the
-    cleanup itself wins over the cancellation: it may mean lost data.
+    Any cancellation that arrived meanwhile, a scope's or a native one, is
+    raised once the cleanup is done.  An error of the cleanup itself wins over
+    the cancellation: it may mean lost data.
     """
     call, interruption = await _run_to_completion(func, limiter, must_run=True)
     result = call.outcome()
     if interruption is not None:
         raise interruption
+    # A scope cancelled meanwhile is delivered now, once the work is done: the
+    # caller learns of it from this call, as from trio's aclose().
+    await checkpoint_if_cancelled()
     return result
 
 

@@ -1,4 +1,4 @@
-"""The everyday API on plain asyncio: run it with ``python examples/everyday_asyncio.py``.
+"""The everyday API on plain asyncio: ``python examples/everyday_asyncio.py``.
 
 Each step prints what it shows and checks it, so the script fails loudly if the
 library misbehaves.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+
+import anyio
 
 import anyio_tempfile as atf
 
@@ -26,10 +28,13 @@ async def main() -> None:
         async with atf.NamedTemporaryFile("w+", dir=workdir, suffix=".txt") as report:
             await report.write("line one\nline two\n")
             await report.flush()
-            with open(report.name) as reader:  # visible to other openers after flush
-                assert reader.read() == "line one\nline two\n"
+            # After flush() the data is visible to anyone who opens the name.
+            text = await anyio.Path(report.name).read_text()
+            assert text == "line one\nline two\n"
             kept = await report.persist(os.path.join(workdir, "report.txt"))
-        assert os.listdir(workdir) == ["report.txt"]
+        assert [entry.name async for entry in anyio.Path(workdir).iterdir()] == [
+            "report.txt"
+        ]
         print(f"NamedTemporaryFile: persisted as {os.path.basename(kept)}")
 
         # A spooled buffer: in memory until it passes max_size, then on disk.
@@ -45,7 +50,7 @@ async def main() -> None:
             received = hashlib.sha256(await upload.read())
             assert received.digest() == sent.digest()
         print("SpooledTemporaryFile: rolled over to disk past 64 KiB, bytes intact")
-    assert not os.path.exists(workdir)
+    assert not await anyio.Path(workdir).exists()
     print("TemporaryDirectory: removed with everything in it")
 
 
