@@ -19,6 +19,7 @@ succeeded does the state become :class:`OnDisk` and the buffer get freed.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import io
 import os
@@ -59,6 +60,24 @@ class OnDisk:
     disk: DiskStorage
 
 
+_NARROW_CODECS = frozenset(
+    {
+        "ascii",
+        "cp1252",
+        "iso8859-1",
+        "latin-1",
+        "utf-8",
+        "utf-8-sig",
+        "utf-16",
+        "utf-16-be",
+        "utf-16-le",
+        "utf-32",
+        "utf-32-be",
+        "utf-32-le",
+    }
+)
+
+
 def _byte_count(data: Any) -> int:
     # What BytesIO.write will return, without copying; TypeError for a str.
     return len(data) if type(data) is bytes else memoryview(data).nbytes
@@ -67,7 +86,14 @@ def _byte_count(data: Any) -> int:
 class SpooledStorage:
     """The I/O of one spooled temporary file."""
 
-    __slots__ = ("_limiter", "_options", "_parts", "_state", "max_size")
+    __slots__ = (
+        "_limiter",
+        "_narrow_codec",
+        "_options",
+        "_parts",
+        "_state",
+        "max_size",
+    )
 
     def __init__(
         self,
@@ -91,6 +117,11 @@ class SpooledStorage:
         else:
             buffer = io.BytesIO()
         self._state: InMemory | RollingOver | OnDisk = InMemory(buffer)
+        # Codecs that never take more than 4 bytes a character (plus a BOM):
+        # for them a write far from max_size needs no trial encoding.
+        self._narrow_codec = (
+            options.text and codecs.lookup(buffer.encoding).name in _NARROW_CODECS  # type: ignore[union-attr]
+        )
 
     # -- attributes -----------------------------------------------------------
 
@@ -205,13 +236,54 @@ class SpooledStorage:
         return DiskStorage(Closer(file, None, linkable=opened.linkable), self._limiter)
 
     async def _roll_over_if_past_max_size(self, in_memory: InMemory) -> None:
-        # After a text write, as the standard library checks after every write.
+        # The standard library's own check, after a write.  The check before the
+        # write already rolled over when it could tell; this catches the rest
+        # (a stateful codec, data of a type the write then accepted anyway).
         if self.max_size and in_memory.file.tell() > self.max_size:
             await self._roll_over(in_memory)
 
-    def _would_pass_max_size(self, in_memory: InMemory, byte_count: int) -> bool:
+    def _would_pass_max_size(self, in_memory: InMemory, pieces: list[Any]) -> bool:
+        """Whether writing ``pieces`` would take the position past ``max_size``.
+
+        False when it cannot tell without writing (a closed file, data the
+        write will refuse): then the write itself raises, or the check after it
+        rolls over.
+        """
         file = in_memory.file
-        return bool(self.max_size) and file.tell() + byte_count > self.max_size
+        if not self.max_size or file.closed:
+            return False
+        position = file.tell()
+        if isinstance(file, io.TextIOWrapper):
+            return self._text_would_pass(file, pieces, position)
+        try:
+            byte_count = sum(map(_byte_count, pieces))
+        except TypeError:
+            return False
+        return position + byte_count > self.max_size
+
+    def _text_would_pass(
+        self, file: io.TextIOWrapper, pieces: list[Any], position: int
+    ) -> bool:
+        if not all(isinstance(piece, str) for piece in pieces):
+            return False
+        text = "".join(pieces)
+        if self._narrow_codec and position + 8 * len(text) + 4 <= self.max_size:
+            return False  # cannot pass even at 4 bytes a character, "\n" doubled
+        # What TextIOWrapper.write will put in the buffer: newlines translated,
+        # then encoded without a second byte-order mark past the start.
+        newline = self._options.newline
+        if newline != "":
+            written_newline = os.linesep if newline is None else newline
+            if written_newline != "\n":
+                text = text.replace("\n", written_newline)
+        encoder = codecs.getincrementalencoder(file.encoding)(file.errors or "strict")
+        if position != 0:
+            encoder.setstate(0)
+        try:
+            encoded = encoder.encode(text, True)
+        except UnicodeError:
+            return False  # the write raises the same error
+        return position + len(encoded) > self.max_size
 
     # -- operations -----------------------------------------------------------
 
@@ -259,38 +331,29 @@ class SpooledStorage:
 
     async def write(self, data: Any) -> int:
         state = await self._settled()
-        if isinstance(state, InMemory):
-            file = state.file
-            if self._options.text or file.closed:
-                written = file.write(data)
-                await self._roll_over_if_past_max_size(state)
-                return written
-            if not self._would_pass_max_size(state, _byte_count(data)):
-                return file.write(data)
+        if isinstance(state, OnDisk):
+            return await state.disk.write(data)
+        if self._would_pass_max_size(state, [data]):
             # Roll over first: the new data goes to disk from a worker, and the
             # loop never holds more than max_size bytes.
             return await (await self._roll_over(state)).write(data)
-        return await state.disk.write(data)
+        written = state.file.write(data)
+        if self._options.text:
+            await self._roll_over_if_past_max_size(state)
+        return written
 
     async def writelines(self, lines: Iterable[Any]) -> None:
         state = await self._settled()
-        if isinstance(state, InMemory):
-            file = state.file
-            lines = list(lines)
-            try:
-                byte_count = sum(map(_byte_count, lines))
-            except TypeError:
-                byte_count = None  # let the buffer raise its own error
-            if self._options.text or file.closed or byte_count is None:
-                file.writelines(lines)
-                await self._roll_over_if_past_max_size(state)
-                return
-            if not self._would_pass_max_size(state, byte_count):
-                file.writelines(lines)
-                return
-            await (await self._roll_over(state)).writelines(lines)
+        if isinstance(state, OnDisk):
+            await state.disk.writelines(lines)
             return
-        await state.disk.writelines(lines)
+        pieces = list(lines)
+        if self._would_pass_max_size(state, pieces):
+            await (await self._roll_over(state)).writelines(pieces)
+            return
+        state.file.writelines(pieces)
+        if self._options.text:
+            await self._roll_over_if_past_max_size(state)
 
     async def seek(self, offset: int, whence: int) -> int:
         match await self._settled():
