@@ -17,7 +17,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from ._names import NameParts
 
@@ -43,25 +43,34 @@ _o_tmpfile_refused_in: set[str | bytes] = set()
 _O_TMPFILE_REFUSALS = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.EISDIR})
 
 
+def open_tmpfile(directory: str | bytes) -> int | None:
+    """An ``O_TMPFILE`` file in ``directory``, or ``None`` where it is refused."""
+    global _o_tmpfile_available
+    if not _o_tmpfile_available or directory in _o_tmpfile_refused_in:
+        return None
+    try:
+        fd = os.open(directory, _UNNAMED_FLAGS | os.O_TMPFILE, FILE_MODE)
+    except IsADirectoryError:
+        _o_tmpfile_available = False
+    except OSError as exc:
+        if exc.errno in _O_TMPFILE_REFUSALS:
+            _o_tmpfile_refused_in.add(directory)
+        # Anything else (a missing or unwritable directory) is reported by the
+        # named fallback, with the standard library's exception.
+    else:
+        return _with_mode(fd, FILE_MODE)
+    return None
+
+
 def open_unnamed(directory: str | bytes, parts: NameParts[Any]) -> tuple[int, bool]:
     """Open a file in ``directory`` that has no name: gone once closed.
 
     Returns the descriptor and whether it can be linked to a name
     (``O_TMPFILE``); the fallback, a named file unlinked at once, cannot.
     """
-    global _o_tmpfile_available
-    if _o_tmpfile_available and directory not in _o_tmpfile_refused_in:
-        try:
-            fd = os.open(directory, _UNNAMED_FLAGS | os.O_TMPFILE, FILE_MODE)
-        except IsADirectoryError:
-            _o_tmpfile_available = False
-        except OSError as exc:
-            if exc.errno in _O_TMPFILE_REFUSALS:
-                _o_tmpfile_refused_in.add(directory)
-            # Anything else (a missing or unwritable directory) is reported by
-            # the named path below with the standard library's exception.
-        else:
-            return _with_mode(fd, FILE_MODE), True
+    fd = open_tmpfile(directory)
+    if fd is not None:
+        return fd, True
     fd, name = open_named(directory, parts)
     try:
         os.unlink(name)
@@ -146,10 +155,18 @@ class OpenedFile:
     linkable: bool
 
 
+FileKind = Literal["unnamed", "named", "linkable"]
+
+
 def open_file(
-    parts: NameParts[Any], options: FileOptions, *, named: bool
+    parts: NameParts[Any], options: FileOptions, kind: FileKind
 ) -> OpenedFile:
     """Create a temporary file and open it with ``io.open``.
+
+    ``kind``: ``"unnamed"`` has no name (``O_TMPFILE``, or a named file unlinked
+    at once); ``"named"`` is created as ``mkstemp`` does; ``"linkable"`` is an
+    ``O_TMPFILE`` file where the file system allows, else a named one, for
+    callers that will give it a name.
     The descriptor is made inside
       ``io.open``'s opener, as the standard library does, so that a bad mode or
       encoding closes it (``io.open`` closes what it opened when it fails).
@@ -160,9 +177,14 @@ def open_file(
 
     def opener(_name: object, _flags: int) -> int:
         nonlocal path, linkable
-        if not named:
+        if kind == "unnamed":
             fd, linkable = open_unnamed(directory, parts)
             return fd
+        if kind == "linkable":
+            tmpfile_fd = open_tmpfile(directory)
+            if tmpfile_fd is not None:
+                linkable = True
+                return tmpfile_fd
         fd, path = open_named(directory, parts)
         return fd
 
@@ -182,7 +204,7 @@ def open_file(
         raise
     raw: Any = getattr(file, "buffer", file)
     raw = getattr(raw, "raw", raw)
-    raw.name = path if named else raw.fileno()
+    raw.name = raw.fileno() if path is None else path
     return OpenedFile(file, path, linkable)
 
 

@@ -10,6 +10,11 @@ worker thread.
   ``/proc/self/fd``: no byte is copied.  With ``overwrite`` it is linked under a
   fresh random name beside ``dest`` and renamed over it, the only moment a name
   appears.
+* ``atomic_write`` writes to a linkable unnamed file in the destination's
+  directory (a named one where ``O_TMPFILE`` is refused) and links or renames it
+  into place only once the body succeeded: a failure, a cancellation or a killed
+  process leaves no name behind (with the named fallback, a killed process
+  leaves that file).
 * An unnamed file that cannot be linked (``O_TMPFILE`` refused) is copied into a
   new named file beside ``dest``, which is renamed into place and then takes
   over the descriptor (``dup2``), so that the open object goes on reading and
@@ -20,11 +25,14 @@ worker thread.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
+from dataclasses import dataclass
 from typing import IO, Any
 
 from ._cleanup import Closer
-from ._create import open_named
+from ._create import FileOptions, open_file, open_named
 from ._names import NameParts, candidate_names
 
 
@@ -165,3 +173,136 @@ def fsync_directory(path: str | bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@dataclass
+class PendingWrite:
+    """An ``atomic_write`` in progress: the file the body writes to.
+
+    ``descriptor`` duplicates the file's own, so that the data can still be
+    linked into place if the body closed the file.  ``path`` is the named
+    fallback's path, ``None`` for an ``O_TMPFILE`` file.
+    """
+
+    file: IO[Any]
+    target: str | bytes
+    path: str | bytes | None
+    descriptor: int
+
+
+def open_for_atomic_write(
+    dest: str | bytes, options: FileOptions, *, overwrite: bool
+) -> PendingWrite:
+    """Start an ``atomic_write`` of ``dest``: a temporary file beside it."""
+    target = os.path.abspath(dest)
+    directory = os.path.dirname(target)
+    if not overwrite and os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), target)
+    mode = _mode_for(target)
+    parts: NameParts[Any] = (
+        NameParts(prefix=b".tmp", suffix=b"", dir=directory)
+        if isinstance(directory, bytes)
+        else NameParts(prefix=".tmp", suffix="", dir=directory)
+    )
+    opened = open_file(parts, options, "linkable")
+    try:
+        descriptor = os.dup(opened.file.fileno())
+        try:
+            os.fchmod(descriptor, mode)
+        except BaseException:
+            os.close(descriptor)
+            raise
+    except BaseException:
+        opened.file.close()
+        if opened.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(opened.path)
+        raise
+    return PendingWrite(opened.file, target, opened.path, descriptor)
+
+
+def commit(pending: PendingWrite, *, overwrite: bool, fsync: bool) -> None:
+    """Finish an ``atomic_write``: its data takes the name of the target."""
+    target = pending.target
+    try:
+        if not pending.file.closed:
+            pending.file.flush()
+        if fsync:
+            os.fsync(pending.descriptor)
+        directory, base = os.path.split(target)
+        directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            if pending.path is None:
+                _link_descriptor(
+                    pending.descriptor, base, directory_fd, overwrite=overwrite
+                )
+            elif overwrite:
+                os.rename(pending.path, target)
+            else:
+                os.link(pending.path, target, follow_symlinks=False)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(pending.path)
+            if fsync:
+                os.fsync(directory_fd)
+        finally:
+            os.close(directory_fd)
+    except FileExistsError as exc:
+        discard(pending)
+        raise FileExistsError(
+            errno.EEXIST,
+            "the destination appeared while the data was being written; "
+            "with overwrite=False it is left alone and the data written was "
+            "discarded",
+            target,
+        ) from exc
+    except BaseException:
+        discard(pending)
+        raise
+    pending.path = None  # it has its final name now: nothing to remove
+    _close_pending(pending)
+
+
+def discard(pending: PendingWrite) -> None:
+    """Abandon an ``atomic_write``: the destination is left as it was."""
+    # The data is being thrown away: an error while flushing it does not matter.
+    with contextlib.suppress(OSError):
+        _close_pending(pending)
+    if pending.path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pending.path)
+
+
+def _close_pending(pending: PendingWrite) -> None:
+    try:
+        pending.file.close()
+    finally:
+        if pending.descriptor >= 0:
+            descriptor, pending.descriptor = pending.descriptor, -1
+            os.close(descriptor)
+
+
+def _mode_for(target: str | bytes) -> int:
+    # What open() would give: the replaced file's mode, else 0o666 less umask.
+    try:
+        status = os.lstat(target)
+    except FileNotFoundError:
+        pass
+    else:
+        if stat.S_ISREG(status.st_mode):
+            return stat.S_IMODE(status.st_mode)
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    # Linux reports it without changing it; os.umask() can only read it by
+    # setting it, which races with other threads creating files.
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -32,6 +32,7 @@ from anyio import CancelScope, CapacityLimiter
 from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 
 from . import _threads
+from ._budget import Reservation, SpoolBudget
 from ._cleanup import Closer
 from ._create import FileOptions, open_file
 from ._disk import DiskStorage
@@ -40,9 +41,13 @@ from ._names import NameParts
 
 @dataclass
 class InMemory:
-    """The data is in ``file``, a ``BytesIO`` or a ``TextIOWrapper`` over one."""
+    """The data is in ``file``, a ``BytesIO`` or a ``TextIOWrapper`` over one.
+
+    ``memory`` is what the buffer holds against the file's budget, if any.
+    """
 
     file: io.BytesIO | io.TextIOWrapper
+    memory: Reservation
 
 
 @dataclass
@@ -101,6 +106,7 @@ class SpooledStorage:
         parts: NameParts[Any],
         options: FileOptions,
         limiter: CapacityLimiter | None,
+        budget: SpoolBudget | None = None,
     ) -> None:
         self.max_size = max_size
         self._parts = parts
@@ -116,7 +122,9 @@ class SpooledStorage:
             )
         else:
             buffer = io.BytesIO()
-        self._state: InMemory | RollingOver | OnDisk = InMemory(buffer)
+        self._state: InMemory | RollingOver | OnDisk = InMemory(
+            buffer, Reservation(budget)
+        )
         # Codecs that never take more than 4 bytes a character (plus a BOM):
         # for them a write far from max_size needs no trial encoding.
         self._narrow_codec = (
@@ -199,6 +207,7 @@ class SpooledStorage:
         else:
             self._state = OnDisk(disk)
             in_memory.file.close()  # frees the buffer
+            in_memory.memory.release()
             return disk
         finally:
             rolling.finished.set()
@@ -216,7 +225,7 @@ class SpooledStorage:
             parts = dataclasses.replace(parts, dir=parts.same_type(directory))
         memory = in_memory.file
         position = memory.tell()
-        opened = open_file(parts, self._options, named=False)
+        opened = open_file(parts, self._options, "unnamed")
         file = opened.file
         try:
             if isinstance(memory, io.TextIOWrapper):
@@ -238,37 +247,55 @@ class SpooledStorage:
     async def _roll_over_if_past_max_size(self, in_memory: InMemory) -> None:
         # The standard library's own check, after a write.  The check before the
         # write already rolled over when it could tell; this catches the rest
-        # (a stateful codec, data of a type the write then accepted anyway).
+        # (data of a type only the write itself understands).
         if self.max_size and in_memory.file.tell() > self.max_size:
             await self._roll_over(in_memory)
 
-    def _would_pass_max_size(self, in_memory: InMemory, pieces: list[Any]) -> bool:
-        """Whether writing ``pieces`` would take the position past ``max_size``.
+    def _must_go_to_disk(self, in_memory: InMemory, pieces: list[Any]) -> bool:
+        """Whether writing ``pieces`` must wait for a rollover.
 
-        False when it cannot tell without writing (a closed file, data the
-        write will refuse): then the write itself raises, or the check after it
-        rolls over.
+        True when the write would take the position past ``max_size`` or need
+        more memory than the budget has left.  Otherwise the memory the write
+        will add is reserved here, before it is written.  False when it cannot
+        tell without writing (a closed file, data the write will refuse): then
+        the write itself raises, or the checks after it roll over.
         """
         file = in_memory.file
-        if not self.max_size or file.closed:
+        limited = bool(self.max_size)
+        counted = in_memory.memory.counted
+        if file.closed or not (limited or counted):
             return False
         position = file.tell()
         if isinstance(file, io.TextIOWrapper):
-            return self._text_would_pass(file, pieces, position)
-        try:
-            byte_count = sum(map(_byte_count, pieces))
-        except TypeError:
+            end = self._text_end(file, pieces, position, exact=counted)
+        else:
+            try:
+                end = position + sum(map(_byte_count, pieces))
+            except TypeError:
+                return False
+        if end is None:
             return False
-        return position + byte_count > self.max_size
+        if limited and end > self.max_size:
+            return True
+        return not in_memory.memory.grow_to(end)
 
-    def _text_would_pass(
-        self, file: io.TextIOWrapper, pieces: list[Any], position: int
-    ) -> bool:
+    def _text_end(
+        self, file: io.TextIOWrapper, pieces: list[Any], position: int, *, exact: bool
+    ) -> int | None:
+        """The byte position after writing ``pieces`` (``None``: can't tell).
+
+        Unless ``exact``, a write that cannot pass ``max_size`` even at 4 bytes
+        a character (newlines doubled) is answered without trial encoding.
+        """
         if not all(isinstance(piece, str) for piece in pieces):
-            return False
+            return None
         text = "".join(pieces)
-        if self._narrow_codec and position + 8 * len(text) + 4 <= self.max_size:
-            return False  # cannot pass even at 4 bytes a character, "\n" doubled
+        if (
+            not exact
+            and self._narrow_codec
+            and position + 8 * len(text) + 4 <= self.max_size
+        ):
+            return position
         # What TextIOWrapper.write will put in the buffer: newlines translated,
         # then encoded without a second byte-order mark past the start.
         newline = self._options.newline
@@ -280,10 +307,24 @@ class SpooledStorage:
         if position != 0:
             encoder.setstate(0)
         try:
-            encoded = encoder.encode(text, True)
+            return position + len(encoder.encode(text, True))
         except UnicodeError:
-            return False  # the write raises the same error
-        return position + len(encoded) > self.max_size
+            return None  # the write raises the same error
+
+    async def _settle_memory(self, in_memory: InMemory) -> None:
+        """After an in-memory change whose size was not known before."""
+        memory = in_memory.memory
+        if not memory.counted or in_memory.file.closed:
+            return
+        file = in_memory.file
+        if isinstance(file, io.TextIOWrapper):
+            file.flush()
+            raw: io.BytesIO = file.buffer  # type: ignore[assignment]
+        else:
+            raw = file
+        memory.settle(raw.getbuffer().nbytes)
+        if memory.overdrawn:
+            await self._roll_over(in_memory)
 
     # -- operations -----------------------------------------------------------
 
@@ -333,11 +374,15 @@ class SpooledStorage:
         state = await self._settled()
         if isinstance(state, OnDisk):
             return await state.disk.write(data)
-        if self._would_pass_max_size(state, [data]):
+        if self._must_go_to_disk(state, [data]):
             # Roll over first: the new data goes to disk from a worker, and the
-            # loop never holds more than max_size bytes.
+            # loop never holds more than max_size (or the budget) in memory.
             return await (await self._roll_over(state)).write(data)
-        written = state.file.write(data)
+        try:
+            written = state.file.write(data)
+        except BaseException:
+            await self._settle_memory(state)
+            raise
         if self._options.text:
             await self._roll_over_if_past_max_size(state)
         return written
@@ -348,10 +393,14 @@ class SpooledStorage:
             await state.disk.writelines(lines)
             return
         pieces = list(lines)
-        if self._would_pass_max_size(state, pieces):
+        if self._must_go_to_disk(state, pieces):
             await (await self._roll_over(state)).writelines(pieces)
             return
-        state.file.writelines(pieces)
+        try:
+            state.file.writelines(pieces)
+        finally:
+            # writelines may write some pieces before refusing one.
+            await self._settle_memory(state)
         if self._options.text:
             await self._roll_over_if_past_max_size(state)
 
@@ -380,7 +429,10 @@ class SpooledStorage:
                 return state.file.truncate(size)
             new_size = state.file.tell() if size is None else size
             if not new_size > self.max_size:
-                return state.file.truncate(size)
+                try:
+                    return state.file.truncate(size)
+                finally:
+                    await self._settle_memory(state)  # memory goes back
             return await (await self._roll_over(state)).truncate(size)
         return await state.disk.truncate(size)
 
@@ -415,8 +467,9 @@ class SpooledStorage:
             with CancelScope(shield=True):
                 await self._state.finished.wait()
         match self._state:
-            case InMemory(file=file):
+            case InMemory(file=file, memory=memory):
                 file.close()  # frees the buffer at once
+                memory.release()
                 await checkpoint_if_cancelled()
             case OnDisk(disk=disk):
                 await disk.aclose(at_exit=at_exit)
@@ -424,7 +477,11 @@ class SpooledStorage:
     def close_now(self) -> None:
         """Close at once, blocking: for the garbage collector only."""
         match self._state:
-            case InMemory(file=file) | RollingOver(in_memory=InMemory(file=file)):
+            case (
+                InMemory(file=file, memory=memory)
+                | RollingOver(in_memory=InMemory(file=file, memory=memory))
+            ):
                 file.close()
+                memory.release()
             case OnDisk(disk=disk):
                 disk.close_now()

@@ -8,6 +8,7 @@ from anyio import CapacityLimiter
 from anyio.lowlevel import checkpoint
 
 from . import _threads
+from ._budget import SpoolBudget
 from ._cleanup import Closer
 from ._create import FileOptions, close_and_remove, open_file, open_named
 from ._disk import DiskStorage
@@ -29,7 +30,7 @@ def _open_on_disk(
 ) -> Opener[AsyncTemporaryFile[Any]]:
     async def open() -> AsyncTemporaryFile[Any]:
         def make() -> Closer:
-            opened = open_file(parts, options, named=named)
+            opened = open_file(parts, options, "named" if named else "unnamed")
             return Closer(
                 opened.file,
                 opened.path,
@@ -211,6 +212,7 @@ def SpooledTemporaryFile(
     *,
     errors: None = None,
     limiter: CapacityLimiter | None = None,
+    budget: SpoolBudget | None = None,
 ) -> Opener[AsyncSpooledTemporaryFile[bytes]]: ...
 @overload
 def SpooledTemporaryFile(
@@ -225,6 +227,7 @@ def SpooledTemporaryFile(
     *,
     errors: str | None = None,
     limiter: CapacityLimiter | None = None,
+    budget: SpoolBudget | None = None,
 ) -> Opener[AsyncSpooledTemporaryFile[str]]: ...
 @overload
 def SpooledTemporaryFile(
@@ -239,6 +242,7 @@ def SpooledTemporaryFile(
     dir: StrOrBytesPath | None = None,
     errors: str | None = None,
     limiter: CapacityLimiter | None = None,
+    budget: SpoolBudget | None = None,
 ) -> Opener[AsyncSpooledTemporaryFile[str]]: ...
 @overload
 def SpooledTemporaryFile(
@@ -253,6 +257,7 @@ def SpooledTemporaryFile(
     *,
     errors: str | None = None,
     limiter: CapacityLimiter | None = None,
+    budget: SpoolBudget | None = None,
 ) -> Opener[AsyncSpooledTemporaryFile[Any]]: ...
 def SpooledTemporaryFile(
     max_size: int = 0,
@@ -266,6 +271,7 @@ def SpooledTemporaryFile(
     *,
     errors: str | None = None,
     limiter: CapacityLimiter | None = None,
+    budget: SpoolBudget | None = None,
 ) -> Opener[AsyncSpooledTemporaryFile[Any]]:
     """A temporary file kept in memory until it grows past ``max_size``.
 
@@ -274,15 +280,21 @@ def SpooledTemporaryFile(
     or when ``fileno()``, ``rollover()`` or a ``truncate()`` past ``max_size`` is
     awaited.  In memory no operation uses a worker thread; the rollover's copy
     always runs in one.  ``rolled`` turns true once a rollover succeeded.
+
+    ``budget``, a :class:`SpoolBudget` shared with other spooled files, caps
+    the memory they hold together: a write that would overdraw it rolls this
+    file over first.
     """
     if not isinstance(max_size, int):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise TypeError(f"max_size must be an int, not {type(max_size).__name__}")
+    if budget is not None and not isinstance(budget, SpoolBudget):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise TypeError(f"budget must be a SpoolBudget, not {type(budget).__name__}")
     parts = check_name_parts(suffix, prefix, dir)
     options = FileOptions.checked(mode, buffering, encoding, newline, errors)
 
     async def open() -> AsyncSpooledTemporaryFile[Any]:
         await checkpoint()
-        storage = SpooledStorage(max_size, parts, options, limiter)
+        storage = SpooledStorage(max_size, parts, options, limiter, budget)
         return AsyncSpooledTemporaryFile(storage, limiter)
 
     return Opener(open)
