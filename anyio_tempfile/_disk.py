@@ -7,8 +7,8 @@ with the ``ValueError`` a closed standard-library file raises.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import IO, Any
+from collections.abc import Callable, Iterable
+from typing import IO, Any, TypeVar
 
 from anyio import CapacityLimiter
 from anyio.lowlevel import checkpoint_if_cancelled
@@ -16,6 +16,8 @@ from anyio.lowlevel import checkpoint_if_cancelled
 from . import _threads
 from ._cleanup import Closer
 from ._keep import link_into_place, rename_into_place
+
+T = TypeVar("T")
 
 
 class DiskStorage:
@@ -40,6 +42,13 @@ class DiskStorage:
         if self._file.closed:
             raise ValueError("I/O operation on closed file.")
         return _threads.run(getattr(self._file, method), *args, limiter=self._limiter)
+
+    async def on_file(self, work: Callable[[IO[Any]], T]) -> T:
+        """Run ``work(file)`` in one worker-thread call."""
+        if self._file.closed:
+            raise ValueError("I/O operation on closed file.")
+        file = self._file
+        return await _threads.run(lambda: work(file), limiter=self._limiter)
 
     async def read(self, size: int | None) -> Any:
         return await self._call("read", size)

@@ -25,7 +25,7 @@ import io
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import anyio
 from anyio import CancelScope, CapacityLimiter
@@ -65,6 +65,8 @@ class OnDisk:
     disk: DiskStorage
 
 
+T = TypeVar("T")
+
 _NARROW_CODECS = frozenset(
     {
         "ascii",
@@ -81,6 +83,19 @@ _NARROW_CODECS = frozenset(
         "utf-32-le",
     }
 )
+
+
+def _positioned_as_rolled(file: IO[Any], written: T) -> T:
+    """In a worker, after writing the data that made the file roll over.
+
+    The standard library writes that data in memory, then rolls over, leaving a
+    text file freshly positioned with nothing pending.  Seeking to where the
+    write ended leaves ours the same (a text file with a pending write serves
+    stale data to readline(), a CPython quirk a fresh position avoids).
+    """
+    if isinstance(file, io.TextIOWrapper):
+        file.seek(file.tell(), 0)
+    return written
 
 
 def _byte_count(data: Any) -> int:
@@ -265,7 +280,13 @@ class SpooledStorage:
         counted = in_memory.memory.counted
         if file.closed or not (limited or counted):
             return False
-        position = file.tell()
+        try:
+            position = file.tell()
+        except OSError:
+            # A text file mid-iteration refuses tell(); the standard library
+            # writes, then fails at its own tell(): the check after the write
+            # does the same.
+            return False
         if isinstance(file, io.TextIOWrapper):
             end = self._text_end(file, pieces, position, exact=counted)
         else:
@@ -377,7 +398,10 @@ class SpooledStorage:
         if self._must_go_to_disk(state, [data]):
             # Roll over first: the new data goes to disk from a worker, and the
             # loop never holds more than max_size (or the budget) in memory.
-            return await (await self._roll_over(state)).write(data)
+            disk = await self._roll_over(state)
+            return await disk.on_file(
+                lambda file: _positioned_as_rolled(file, file.write(data))
+            )
         try:
             written = state.file.write(data)
         except BaseException:
@@ -394,7 +418,10 @@ class SpooledStorage:
             return
         pieces = list(lines)
         if self._must_go_to_disk(state, pieces):
-            await (await self._roll_over(state)).writelines(pieces)
+            disk = await self._roll_over(state)
+            await disk.on_file(
+                lambda file: _positioned_as_rolled(file, file.writelines(pieces))
+            )
             return
         try:
             state.file.writelines(pieces)
