@@ -120,6 +120,9 @@ class FileOptions:
         """
         if not isinstance(mode, str):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError(f"mode must be str, not {type(mode).__name__}")
+        if "U" in mode:
+            # Refused since 3.11 (3.10 only warned): 3.13's answer everywhere.
+            raise ValueError(f"invalid mode: {mode!r}")
         if "b" not in mode:
             encoding = _text_encoding(encoding)
         # open() checks the mode before it opens anything; _refuse stops it there.

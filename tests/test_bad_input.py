@@ -317,7 +317,12 @@ async def test_bad_open_argument_raises_as_io_open(
 ) -> None:
     options, documented = OPEN_ARGUMENTS[case]
     arguments = {**options, "dir": no_leaks}
-    expected = stdlib_exception(kind, arguments)
+    if case == "mode-U" and sys.version_info < (3, 11):
+        # 3.10 only deprecates "U" (a warning); 3.11+ refuses it, and the
+        # package follows 3.13 on every version.
+        expected: type[Exception] = documented
+    else:
+        expected = stdlib_exception(kind, arguments)
     assert expected is documented
     await assert_raises_exactly(expected, kind, arguments)
 
