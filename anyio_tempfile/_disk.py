@@ -1,19 +1,25 @@
-"""A file on disk, driven from worker threads.
+"""A file on disk, driven from worker threads, with in-loop buffers.
 
-Each operation is one worker-thread call on the synchronous file object, under
-the owner's ``CapacityLimiter``.  A closed file fails on the loop, without a hop,
-with the ``ValueError`` a closed standard-library file raises.
+An operation that needs the file is one worker-thread call under the owner's
+``CapacityLimiter``, made while the storage's I/O lock is held: the pending
+buffers (see :mod:`._buffer`) are applied first, in that same call.  Small
+reads and writes that the buffers can serve never leave the loop.  A closed
+file fails on the loop, without a hop, with the ``ValueError`` a closed
+standard-library file raises.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import IO, Any, TypeVar
 
-from anyio import CapacityLimiter
+import anyio
+from anyio import CancelScope, CapacityLimiter
 from anyio.lowlevel import checkpoint_if_cancelled
 
 from . import _threads
+from ._buffer import SMALL, Buffers, TextBuffers, buffers_for
 from ._cleanup import Closer
 from ._keep import link_into_place, rename_into_place
 
@@ -23,12 +29,17 @@ T = TypeVar("T")
 class DiskStorage:
     """The I/O of one open on-disk file (binary or text)."""
 
-    __slots__ = ("_file", "_limiter", "closer")
+    __slots__ = ("_buffers", "_busy", "_file", "_limiter", "_lock", "closer")
 
     def __init__(self, closer: Closer, limiter: CapacityLimiter | None) -> None:
         self.closer = closer
         self._file: IO[Any] = closer.file
         self._limiter = limiter
+        self._buffers: Buffers | TextBuffers | None = buffers_for(closer.file)
+        self._lock = anyio.Lock(fast_acquire=True)
+        # True while a worker has the file (and the buffers): the loop's fast
+        # paths then stand aside.
+        self._busy = False
 
     @property
     def wrapped(self) -> IO[Any]:
@@ -38,20 +49,104 @@ class DiskStorage:
     def closed(self) -> bool:
         return self._file.closed
 
-    def _call(self, method: str, *args: object) -> Any:
+    def _check_open(self) -> None:
         if self._file.closed:
             raise ValueError("I/O operation on closed file.")
-        return _threads.run(getattr(self._file, method), *args, limiter=self._limiter)
+
+    async def _with_file(
+        self,
+        work: Callable[[IO[Any]], T],
+        *,
+        finish: bool = False,
+        closing: bool = False,
+    ) -> T:
+        """Run ``work(file)`` in one worker call, after applying the buffers.
+
+        ``finish``: run to the end even if the caller is cancelled (persisting,
+        closing).  ``closing``: run ``work`` even if applying the buffers failed
+        (that error is raised after): a file is closed whatever its flush said.
+        """
+        interruption = await self._acquire(shielded=finish)
+        try:
+            file, buffers = self._file, self._buffers
+
+            def call() -> T:
+                if buffers is None or file.closed:
+                    return work(file)
+                if not closing:
+                    buffers.apply(file)
+                    return work(file)
+                try:
+                    buffers.apply(file)
+                finally:
+                    result = work(file)
+                return result
+
+            self._busy = True
+            try:
+                if finish:
+                    result = await _threads.release(call, self._limiter)
+                else:
+                    result = await _threads.run(call, self._limiter)
+            finally:
+                self._busy = False
+        finally:
+            self._lock.release()
+        if interruption is not None:
+            raise interruption
+        return result
+
+    async def _acquire(self, *, shielded: bool) -> BaseException | None:
+        """Take the I/O lock; shielded, even through native cancellation.
+
+        Returns the native cancellation that a shielded wait absorbed, for the
+        caller to raise once its work is done.
+        """
+        if not shielded:
+            await self._lock.acquire()
+            return None
+        interruption: BaseException | None = None
+        while True:
+            try:
+                with CancelScope(shield=True):
+                    await self._lock.acquire()
+            except anyio.get_cancelled_exc_class() as exc:
+                interruption = interruption or exc
+            else:
+                return interruption
 
     async def on_file(self, work: Callable[[IO[Any]], T]) -> T:
         """Run ``work(file)`` in one worker-thread call."""
-        if self._file.closed:
-            raise ValueError("I/O operation on closed file.")
-        file = self._file
-        return await _threads.run(lambda: work(file), limiter=self._limiter)
+        self._check_open()
+        return await self._with_file(work)
+
+    async def _call(self, method: str, *args: object) -> Any:
+        self._check_open()
+        return await self._with_file(lambda file: getattr(file, method)(*args))
 
     async def read(self, size: int | None) -> Any:
-        return await self._call("read", size)
+        self._check_open()
+        buffers = self._buffers
+        if buffers is not None and size is not None and 0 <= size <= SMALL:
+            if not self._busy and (chunk := buffers.take_read(size)) is not None:
+                return chunk
+            if isinstance(buffers, Buffers) and buffers.reads:
+                return await self._with_file(
+                    lambda file: buffers.read_ahead(file, size)
+                )
+        return await self._with_file(lambda file: file.read(size))  # type: ignore[arg-type]
+
+    async def readline(self, size: int | None) -> Any:
+        self._check_open()
+        buffers = self._buffers
+        if buffers is not None and size is not None and size <= SMALL:
+            if not self._busy and (line := buffers.take_line(size)) is not None:
+                return line
+            if isinstance(buffers, Buffers) and buffers.reads:
+                return await self._with_file(
+                    lambda file: buffers.readline_ahead(file, size)
+                )
+        return await self._with_file(lambda file: file.readline(size))  # type: ignore[arg-type]
 
     async def read1(self, size: int) -> Any:
         return await self._call("read1", size)
@@ -62,18 +157,29 @@ class DiskStorage:
     async def readinto1(self, buffer: Any) -> int:
         return await self._call("readinto1", buffer)  # type: ignore[no-any-return]
 
-    async def readline(self, size: int | None) -> Any:
-        return await self._call("readline", size)
-
     async def readlines(self, hint: int | None) -> list[Any]:
         return await self._call("readlines", hint)  # type: ignore[no-any-return]
 
     async def write(self, data: Any) -> int:
-        return await self._call("write", data)  # type: ignore[no-any-return]
+        self._check_open()
+        buffers = self._buffers
+        if buffers is not None and not self._busy:
+            written = buffers.take_write(data)
+            if written is not None:
+                return written
+        return await self._with_file(lambda file: file.write(data))
 
     async def writelines(self, lines: Iterable[Any]) -> None:
+        self._check_open()
         # Drain the iterable here: a generator must not run in a worker thread.
-        await self._call("writelines", list(lines))
+        pieces = list(lines)
+        buffers = self._buffers
+        if buffers is not None and not self._busy:
+            while pieces and buffers.take_write(pieces[0]) is not None:
+                del pieces[0]
+            if not pieces:
+                return
+        await self._with_file(lambda file: file.writelines(pieces))
 
     async def seek(self, offset: int, whence: int) -> int:
         return await self._call("seek", offset, whence)  # type: ignore[no-any-return]
@@ -88,31 +194,39 @@ class DiskStorage:
         await self._call("flush")
 
     async def fileno(self) -> int:
-        if self._file.closed:
-            raise ValueError("I/O operation on closed file.")
+        self._check_open()
+        buffers = self._buffers
+        if buffers is not None and buffers.dirty:
+            # Whoever uses the descriptor must find the data and the position.
+            await self._with_file(lambda _file: None)
         return self._file.fileno()
 
     async def persist(
         self, dest: str | bytes, *, overwrite: bool, fsync: bool
     ) -> str | bytes:
+        self._check_open()
         closer = self.closer
         keep = rename_into_place if closer.path is not None else link_into_place
-        if self._file.closed:
-            raise ValueError("I/O operation on closed file.")
         # Runs to its end even if cancelled: a name given on disk but not yet
         # recorded here would make close() delete the kept file.
-        return await _threads.release(
-            lambda: keep(closer, dest, overwrite=overwrite, fsync=fsync),
-            self._limiter,
+        return await self._with_file(
+            lambda _file: keep(closer, dest, overwrite=overwrite, fsync=fsync),
+            finish=True,
         )
 
     async def aclose(self, *, at_exit: bool) -> None:
         if self.closer.has_work(at_exit=at_exit):
             finish = self.closer.cleanup if at_exit else self.closer.close
-            await _threads.release(finish, self._limiter)
+            await self._with_file(lambda _file: finish(), finish=True, closing=True)
         else:
             await checkpoint_if_cancelled()
 
     def close_now(self) -> None:
         """Close and delete at once, blocking: for the garbage collector only."""
-        self.closer.cleanup()
+        buffers, file = self._buffers, self._file
+        try:
+            if buffers is not None and not file.closed:
+                with contextlib.suppress(OSError, ValueError):
+                    buffers.apply(file)
+        finally:
+            self.closer.cleanup()

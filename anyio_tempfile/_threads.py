@@ -3,9 +3,9 @@
 Three shapes of worker-thread call, and the only place that knows about
 cancellation:
 
-* :func:`run` -- an ordinary operation (a read, a write).  AnyIO already waits for
-  the worker when the caller's scope is cancelled; the cancellation then arrives
-  at the caller's next checkpoint.
+* :func:`run` -- an ordinary operation (a read, a write), waited for to its end:
+  the file's state (its buffers, its position) is never touched by a worker
+  after the caller has moved on.
 * :func:`create` -- make something (a descriptor, a file, a directory) and hand it
   to the caller, or undo it if the caller was cancelled meanwhile.
 * :func:`release` -- clean something up, to the end, even if cancelled; then let
@@ -34,11 +34,19 @@ from anyio.lowlevel import checkpoint_if_cancelled
 T = TypeVar("T")
 
 
-async def run(
-    func: Callable[..., T], *args: object, limiter: CapacityLimiter | None
-) -> T:
-    """Run ``func(*args)`` in a worker thread under ``limiter``."""
-    return await to_thread.run_sync(func, *args, limiter=limiter)
+async def run(func: Callable[[], T], limiter: CapacityLimiter | None) -> T:
+    """Run ``func()`` in a worker thread under ``limiter``; return its result.
+
+    The caller resumes only once the worker is done with the file, whatever the
+    cancellation: a scope's is delivered at the caller's next checkpoint (as
+    AnyIO's own file I/O does), a native one is raised then.  A call that no
+    worker had started when cancelled never runs.
+    """
+    call, interruption = await _run_to_completion(func, limiter, must_run=False)
+    result = call.outcome()
+    if interruption is not None:
+        raise interruption
+    return result
 
 
 async def create(
@@ -149,7 +157,10 @@ async def _run_to_completion(
     while True:
         call = _WorkerCall(func)
         try:
-            with CancelScope(shield=True):
+            # Unshielded, run_sync's first checkpoint lets a cancellation stop a
+            # call that need not run; once the call is queued, AnyIO shields
+            # the wait itself (abandon_on_cancel=False).
+            with CancelScope(shield=must_run):
                 await to_thread.run_sync(call, limiter=limiter)
         except BaseException as exc:
             interruption = interruption or exc

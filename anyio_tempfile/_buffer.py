@@ -1,0 +1,187 @@
+"""In-loop buffers that spare small reads and writes a worker-thread round trip.
+
+A worker-thread call costs tens of microseconds; a 64-byte write to a buffered
+file costs a fraction of one.  So small writes collect here, on the loop, and
+reach the file in one worker call when the buffer fills or another operation
+needs the file (flush, seek, tell, read, truncate, fileno, persist, close); and
+a small binary read takes a read-ahead chunk from one worker call, from which
+the next small reads are served.  Large transfers go straight to the worker.
+
+The file's semantics are untouched: before any other operation the worker
+first *applies* the buffers (seeks back over read-ahead not yet consumed, then
+writes what is pending), so the file is exactly where a plain buffered file
+would be.  Only the loop touches the buffers, except inside :meth:`apply`,
+which a worker runs while the owner holds its I/O lock.
+
+A buffered call that needs no I/O returns without yielding to the event loop,
+as ``asyncio.StreamReader.read`` does with buffered data: a cancellation is
+then delivered at the next call that does I/O, at most one buffer later.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import os
+from typing import IO, Any, cast
+
+# At most this many bytes (or characters) go through the buffers in one call.
+SMALL = 8 * 1024
+# Pending writes reach the file once they would pass this many bytes.
+WRITE_CAPACITY = 64 * 1024
+# A small binary read fetches this much at once.
+READ_AHEAD = 64 * 1024
+
+# Text codecs that encode every ASCII string without fail and byte for byte,
+# so that a buffered ASCII write cannot fail later than the stdlib's would.
+_ASCII_SAFE = frozenset(
+    {"ascii", "utf-8", "latin-1", "iso8859-1", "cp1252", "iso8859-15"}
+)
+
+
+class Buffers:
+    """Pending writes and read-ahead of one binary file."""
+
+    __slots__ = ("ahead", "offset", "pending", "reads", "rewind", "writes")
+
+    def __init__(self, *, reads: bool, writes: bool) -> None:
+        self.reads = reads  # whether reads may be served from here at all
+        self.writes = writes  # whether writes may be buffered at all
+        self.pending = bytearray()
+        self.ahead = b""  # read ahead, served from offset on
+        self.offset = 0
+        self.rewind = 0  # bytes to seek back before the pending writes
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the file's own position or contents lag behind."""
+        return bool(self.pending) or self.rewind > 0 or self.offset < len(self.ahead)
+
+    # -- on the loop ----------------------------------------------------------
+
+    def take_write(self, data: Any) -> int | None:
+        """Buffer a small write; its byte count, or ``None`` to go to the file."""
+        if not self.writes:
+            return None
+        try:
+            size = len(data) if type(data) is bytes else memoryview(data).nbytes
+        except TypeError:
+            return None  # the file raises its own error
+        if size > SMALL or len(self.pending) + size > WRITE_CAPACITY:
+            return None
+        if self.ahead:
+            # The write goes where the reader is, not where the read-ahead
+            # left the file.
+            self.rewind += len(self.ahead) - self.offset
+            self.ahead, self.offset = b"", 0
+        self.pending += data
+        return size
+
+    def take_read(self, size: int) -> bytes | None:
+        """Serve a small read from the read-ahead, or ``None``."""
+        start = self.offset
+        if not self.reads or self.pending or size < 0 or start + size > len(self.ahead):
+            return None
+        self.offset = start + size
+        return self.ahead[start : start + size]
+
+    def take_line(self, size: int) -> bytes | None:
+        """Serve a line from the read-ahead if it ends inside it, or ``None``."""
+        if not self.reads or self.pending:
+            return None
+        start, ahead = self.offset, self.ahead
+        end = len(ahead) if size < 0 else min(len(ahead), start + size)
+        newline = ahead.find(b"\n", start, end)
+        if newline >= 0:
+            end = newline + 1
+        elif size < 0 or start + size > len(ahead):
+            return None  # the line may go on past the read-ahead
+        self.offset = end
+        return ahead[start:end]
+
+    # -- in the worker, under the owner's I/O lock ----------------------------
+
+    def apply(self, file: IO[Any]) -> None:
+        """Bring the file to where the buffered caller believes it is."""
+        back = self.rewind + len(self.ahead) - self.offset
+        if back:
+            file.seek(-back, os.SEEK_CUR)
+        self.rewind, self.ahead, self.offset = 0, b"", 0
+        if self.pending:
+            # Kept until written: a failed write is retried by the next flush,
+            # as a buffered writer of the standard library does.
+            file.write(self.pending)
+            self.pending.clear()
+
+    def read_ahead(self, file: IO[Any], size: int) -> bytes:
+        """Read ``size`` bytes and keep what follows, up to READ_AHEAD."""
+        chunk: bytes = file.read(max(size, READ_AHEAD))
+        self.ahead, self.offset = chunk, min(size, len(chunk))
+        return chunk[:size]
+
+    def readline_ahead(self, file: IO[Any], size: int) -> bytes:
+        """Read a line, then fill the read-ahead for the lines after it."""
+        line: bytes = file.readline(size)
+        if line:
+            self.ahead, self.offset = file.read(READ_AHEAD), 0
+        return line
+
+
+class TextBuffers:
+    """Pending writes of one text file (its reads are not buffered).
+
+    Only ASCII strings are buffered, and only for codecs that encode them byte
+    for byte: they can neither fail to encode nor be encoded differently once
+    joined, so buffering changes nothing a caller can see.
+    """
+
+    __slots__ = ("pending", "pending_size")
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.pending_size = 0
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.pending)
+
+    def take_write(self, data: Any) -> int | None:
+        if type(data) is not str or not data.isascii():
+            return None
+        size = len(data)
+        if size > SMALL or self.pending_size + size > WRITE_CAPACITY:
+            return None
+        self.pending.append(data)
+        self.pending_size += size
+        return size
+
+    def take_read(self, size: int) -> None:
+        return None
+
+    def take_line(self, size: int) -> None:
+        return None
+
+    def apply(self, file: IO[Any]) -> None:
+        if self.pending:
+            file.write("".join(self.pending))
+            self.pending.clear()
+            self.pending_size = 0
+
+
+def buffers_for(file: IO[Any]) -> Buffers | TextBuffers | None:
+    """The buffers that suit ``file``, or ``None`` if it should have none.
+
+    None for an unbuffered binary file (``buffering=0``) or a line-buffered
+    text file: their callers asked for every write to reach the OS at once.
+    """
+    if isinstance(file, io.TextIOWrapper):
+        if file.line_buffering or not file.writable():
+            return None
+        if codecs.lookup(file.encoding).name not in _ASCII_SAFE:
+            return None
+        return TextBuffers()
+    if isinstance(file, (io.BufferedRandom, io.BufferedReader, io.BufferedWriter)):
+        mode: str = getattr(cast(Any, file), "mode", "")
+        append = "a" in mode
+        return Buffers(reads=file.readable(), writes=file.writable() and not append)
+    return None
