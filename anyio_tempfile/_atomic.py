@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any, AnyStr, Generic, overload
 
 from anyio import CapacityLimiter
-from anyio.lowlevel import checkpoint_if_cancelled
+from anyio.lowlevel import checkpoint
 
 from . import _threads
 from ._cleanup import Closer
@@ -21,7 +21,16 @@ from ._modes import OpenBinaryMode, OpenTextMode, StrOrBytesPath
 class AtomicWrite(Generic[AnyStr]):
     """The ``async with`` of :func:`atomic_write`; entered once."""
 
-    __slots__ = ("_fsync", "_limiter", "_options", "_overwrite", "_path", "_pending")
+    __slots__ = (
+        "_file",
+        "_fsync",
+        "_limiter",
+        "_options",
+        "_overwrite",
+        "_path",
+        "_pending",
+        "_storage",
+    )
 
     def __init__(
         self,
@@ -38,6 +47,8 @@ class AtomicWrite(Generic[AnyStr]):
         self._fsync = fsync
         self._limiter = limiter
         self._pending: PendingWrite | None = None
+        self._storage: DiskStorage | None = None
+        self._file: AsyncTemporaryFile[AnyStr] | None = None
 
     async def __aenter__(self) -> AsyncTemporaryFile[AnyStr]:
         if self._pending is not None:
@@ -50,7 +61,10 @@ class AtomicWrite(Generic[AnyStr]):
         )
         # Closing it in the body only closes it: the data is named at exit.
         closer = Closer(pending.file, None, delete=False)
-        return AsyncTemporaryFile(DiskStorage(closer, self._limiter), self._limiter)
+        self._storage = DiskStorage(closer, self._limiter)
+        # Held until exit, so that the body need not keep it alive.
+        self._file = AsyncTemporaryFile(self._storage, self._limiter)
+        return self._file
 
     async def __aexit__(
         self,
@@ -58,23 +72,31 @@ class AtomicWrite(Generic[AnyStr]):
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        pending = self._pending
+        pending, storage = self._pending, self._storage
         assert pending is not None
+        assert storage is not None
         if exc_type is None:
             try:
                 # A cancellation that came with the body's last step still
-                # means "do not write": check before the point of no return.
-                await checkpoint_if_cancelled()
+                # means "do not write": a full checkpoint, so that asyncio's
+                # native cancellation is seen too, before the point of no return.
+                await checkpoint()
             except BaseException:
-                await _threads.release(lambda: discard(pending), self._limiter)
+                await storage.finish_with(lambda: discard(pending), closing=True)
                 raise
             overwrite, fsync = self._overwrite, self._fsync
-            await _threads.release(
-                lambda: commit(pending, overwrite=overwrite, fsync=fsync),
-                self._limiter,
-            )
+            # The commit runs after the in-loop buffers reach the file; if they
+            # cannot, the commit never runs and the data is discarded.
+            try:
+                await storage.finish_with(
+                    lambda: commit(pending, overwrite=overwrite, fsync=fsync),
+                    closing=False,
+                )
+            except BaseException:
+                await storage.finish_with(lambda: discard(pending), closing=True)
+                raise
         else:
-            await _threads.release(lambda: discard(pending), self._limiter)
+            await storage.finish_with(lambda: discard(pending), closing=True)
 
 
 @overload

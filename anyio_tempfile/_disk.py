@@ -115,6 +115,15 @@ class DiskStorage:
             else:
                 return interruption
 
+    async def finish_with(self, work: Callable[[], T], *, closing: bool) -> T:
+        """Run ``work()`` after the buffers, in one worker call, to its end.
+
+        For whoever ends the file's life (``atomic_write``'s commit or discard):
+        it runs even if the caller is cancelled; with ``closing``, even if the
+        buffers could not be written.
+        """
+        return await self._with_file(lambda _file: work(), finish=True, closing=closing)
+
     async def on_file(self, work: Callable[[IO[Any]], T]) -> T:
         """Run ``work(file)`` in one worker-thread call."""
         self._check_open()
