@@ -134,7 +134,8 @@ class DiskStorage:
         return await self._with_file(lambda file: getattr(file, method)(*args))
 
     async def read(self, size: int | None) -> Any:
-        self._check_open()
+        if self._file.closed:
+            raise ValueError("I/O operation on closed file.")
         buffers = self._buffers
         if buffers is not None and size is not None and 0 <= size <= SMALL:
             if not self._busy and (chunk := buffers.take_read(size)) is not None:
@@ -170,7 +171,8 @@ class DiskStorage:
         return await self._call("readlines", hint)  # type: ignore[no-any-return]
 
     async def write(self, data: Any) -> int:
-        self._check_open()
+        if self._file.closed:
+            raise ValueError("I/O operation on closed file.")
         buffers = self._buffers
         if buffers is not None and not self._busy:
             written = buffers.take_write(data)

@@ -4,8 +4,9 @@ The state is explicit, as in the Rust ``tempfile`` crate's ``SpooledTempFile``:
 every operation is a ``match`` on it.
 
 * :class:`InMemory` -- a ``BytesIO`` (or a ``TextIOWrapper`` over one).  Its
-  operations run on the loop, after one cancellation checkpoint, and never touch
-  a worker thread.
+  operations run on the loop and never touch a worker thread; one in
+  ``CHECKPOINT_EVERY`` is a full checkpoint, the others return without
+  yielding, as buffered reads of ``asyncio.StreamReader`` do.
 * :class:`OnDisk` -- an unnamed on-disk temporary file, driven from worker threads.
 * :class:`RollingOver` -- the brief step between them: a worker is copying the
   bytes to disk.  Nothing else touches the buffer meanwhile; other operations on
@@ -67,6 +68,9 @@ class OnDisk:
 
 T = TypeVar("T")
 
+# In memory, one operation in this many is a full checkpoint (see _ready).
+CHECKPOINT_EVERY = 64
+
 _NARROW_CODECS = frozenset(
     {
         "ascii",
@@ -112,6 +116,7 @@ class SpooledStorage:
         "_options",
         "_parts",
         "_state",
+        "_unchecked",
         "max_size",
     )
 
@@ -124,6 +129,7 @@ class SpooledStorage:
         budget: SpoolBudget | None = None,
     ) -> None:
         self.max_size = max_size
+        self._unchecked = 0  # in-memory operations since the last checkpoint
         self._parts = parts
         self._options = options
         self._limiter = limiter
@@ -177,11 +183,26 @@ class SpooledStorage:
 
     # -- the state machine ----------------------------------------------------
 
+    def _ready(self) -> InMemory | None:
+        """The in-memory state, if this operation may skip its checkpoint.
+
+        Operations on memory need no I/O, so, as ``asyncio.StreamReader.read``
+        with buffered data, most return without yielding: one in
+        ``CHECKPOINT_EVERY`` is a full checkpoint (a schedule point, where a
+        cancellation is delivered).  The others cost what the buffer costs.
+        """
+        state = self._state
+        if type(state) is InMemory:
+            self._unchecked += 1
+            if self._unchecked < CHECKPOINT_EVERY:
+                return state
+        return None
+
     async def _settled(self) -> InMemory | OnDisk:
         """The state to operate on, once no rollover is in flight.
 
-        An in-memory operation gets its cancellation checkpoint here, before it
-        touches the buffer, so a cancelled call has done nothing.
+        An in-memory operation that is due a checkpoint gets it here, before
+        it touches the buffer, so a cancelled call has done nothing.
         """
         checkpointed = False
         while True:
@@ -191,13 +212,14 @@ class SpooledStorage:
                     checkpointed = True
                 case InMemory() if not checkpointed:
                     await checkpoint()
+                    self._unchecked = 0
                     checkpointed = True
                 case InMemory() | OnDisk() as state:
                     return state
 
     async def rollover(self) -> None:
         """Move the data to disk now, if it is still in memory."""
-        match await self._settled():
+        match self._ready() or await self._settled():
             case InMemory() as in_memory:
                 await self._roll_over(in_memory)
             case OnDisk():
@@ -350,49 +372,49 @@ class SpooledStorage:
     # -- operations -----------------------------------------------------------
 
     async def read(self, size: int | None) -> Any:
-        match await self._settled():
+        match self._ready() or await self._settled():
             case InMemory(file=file):
                 return file.read(size)
             case OnDisk(disk=disk):
                 return await disk.read(size)
 
     async def read1(self, size: int) -> Any:
-        match await self._settled():
+        match self._ready() or await self._settled():
             case InMemory(file=file):
                 return file.read1(size)  # type: ignore[union-attr]
             case OnDisk(disk=disk):
                 return await disk.read1(size)
 
     async def readinto(self, buffer: Any) -> int:
-        match await self._settled():
+        match self._ready() or await self._settled():
             case InMemory(file=file):
                 return file.readinto(buffer)  # type: ignore[union-attr]
             case OnDisk(disk=disk):
                 return await disk.readinto(buffer)
 
     async def readinto1(self, buffer: Any) -> int:
-        match await self._settled():
+        match self._ready() or await self._settled():
             case InMemory(file=file):
                 return file.readinto1(buffer)  # type: ignore[union-attr]
             case OnDisk(disk=disk):
                 return await disk.readinto1(buffer)
 
     async def readline(self, size: int | None) -> Any:
-        match await self._settled():
+        match self._ready() or await self._settled():
             case InMemory(file=file):
                 return file.readline(size)  # type: ignore[arg-type]
             case OnDisk(disk=disk):
                 return await disk.readline(size)
 
     async def readlines(self, hint: int | None) -> list[Any]:
-        match await self._settled():
+        match self._ready() or await self._settled():
             case InMemory(file=file):
                 return file.readlines(hint)  # type: ignore[arg-type]
             case OnDisk(disk=disk):
                 return await disk.readlines(hint)
 
     async def write(self, data: Any) -> int:
-        state = await self._settled()
+        state = self._ready() or await self._settled()
         if isinstance(state, OnDisk):
             return await state.disk.write(data)
         if self._must_go_to_disk(state, [data]):
@@ -412,7 +434,7 @@ class SpooledStorage:
         return written
 
     async def writelines(self, lines: Iterable[Any]) -> None:
-        state = await self._settled()
+        state = self._ready() or await self._settled()
         if isinstance(state, OnDisk):
             await state.disk.writelines(lines)
             return
@@ -432,21 +454,21 @@ class SpooledStorage:
             await self._roll_over_if_past_max_size(state)
 
     async def seek(self, offset: int, whence: int) -> int:
-        match await self._settled():
+        match self._ready() or await self._settled():
             case InMemory(file=file):
                 return file.seek(offset, whence)
             case OnDisk(disk=disk):
                 return await disk.seek(offset, whence)
 
     async def tell(self) -> int:
-        match await self._settled():
+        match self._ready() or await self._settled():
             case InMemory(file=file):
                 return file.tell()
             case OnDisk(disk=disk):
                 return await disk.tell()
 
     async def truncate(self, size: int | None) -> int:
-        state = await self._settled()
+        state = self._ready() or await self._settled()
         if isinstance(state, InMemory):
             # Any size above max_size rolls over, even with max_size == 0, as in
             # the standard library; a bare truncate() sets the size to the
@@ -464,7 +486,7 @@ class SpooledStorage:
         return await state.disk.truncate(size)
 
     async def flush(self) -> None:
-        match await self._settled():
+        match self._ready() or await self._settled():
             case InMemory(file=file):
                 file.flush()
             case OnDisk(disk=disk):
@@ -473,7 +495,7 @@ class SpooledStorage:
     async def persist(
         self, dest: str | bytes, *, overwrite: bool, fsync: bool
     ) -> str | bytes:
-        match await self._settled():
+        match self._ready() or await self._settled():
             case InMemory() as in_memory:
                 # Straight into dest's file system, where the link can be made.
                 disk = await self._roll_over(in_memory, beside=dest)
@@ -482,7 +504,7 @@ class SpooledStorage:
         return await disk.persist(dest, overwrite=overwrite, fsync=fsync)
 
     async def fileno(self) -> int:
-        match await self._settled():
+        match self._ready() or await self._settled():
             case InMemory() as in_memory:
                 return await (await self._roll_over(in_memory)).fileno()
             case OnDisk(disk=disk):
