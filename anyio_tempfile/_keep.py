@@ -76,7 +76,7 @@ def link_into_place(
         if closer.linkable:
             _link_descriptor(fd, base, directory_fd, overwrite=overwrite)
         else:
-            _copy_and_take_over(file, directory, base, directory_fd, overwrite)
+            _copy_and_take_over(file, directory, base, directory_fd, overwrite, fsync)
         if fsync:
             os.fsync(directory_fd)
     finally:
@@ -121,12 +121,23 @@ def _copy_and_take_over(
     base: str | bytes,
     directory_fd: int,
     overwrite: bool,
+    fsync: bool,
 ) -> None:
     fd = file.fileno()
+    # The same promise as a link: one file system, or EXDEV (a copy could
+    # cross, but then persist would not be the atomic rename it says it is).
+    if os.fstat(fd).st_dev != os.fstat(directory_fd).st_dev:
+        raise OSError(
+            errno.EXDEV,
+            os.strerror(errno.EXDEV),
+            os.path.join(os.fsdecode(directory), os.fsdecode(base)),
+        )
     parts = NameParts(prefix=".tmp", suffix="", dir=os.fsdecode(directory))
     copy_fd, copy_path = open_named(os.fsdecode(directory), parts)
     try:
         _copy_all(fd, copy_fd)
+        if fsync:
+            os.fsync(copy_fd)  # the copy is what takes the name
         copy_name = os.path.basename(os.fsdecode(copy_path))
         target = os.fsdecode(base)
         if overwrite:
