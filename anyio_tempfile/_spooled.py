@@ -71,6 +71,9 @@ T = TypeVar("T")
 # In memory, one operation in this many is a full checkpoint (see _ready).
 CHECKPOINT_EVERY = 64
 
+# Codecs whose first write carries a byte-order mark.
+_BOM_CODECS = frozenset({"utf-8-sig", "utf-16", "utf-32"})
+
 _NARROW_CODECS = frozenset(
     {
         "ascii",
@@ -87,6 +90,16 @@ _NARROW_CODECS = frozenset(
         "utf-32-le",
     }
 )
+
+
+def _write_position(memory: io.BytesIO | io.TextIOWrapper) -> int:
+    """The byte position the next write to ``memory`` goes to."""
+    if isinstance(memory, io.TextIOWrapper):
+        # A text write goes where the wrapper's read-ahead left the buffer.
+        memory.flush()
+        raw: io.BytesIO = memory.buffer  # type: ignore[assignment]
+        return raw.tell()
+    return memory.tell()
 
 
 def _positioned_as_rolled(file: IO[Any], written: T) -> T:
@@ -117,6 +130,7 @@ class SpooledStorage:
         "_parts",
         "_state",
         "_unchecked",
+        "_writes_bom",
         "max_size",
     )
 
@@ -148,9 +162,9 @@ class SpooledStorage:
         )
         # Codecs that never take more than 4 bytes a character (plus a BOM):
         # for them a write far from max_size needs no trial encoding.
-        self._narrow_codec = (
-            options.text and codecs.lookup(buffer.encoding).name in _NARROW_CODECS  # type: ignore[union-attr]
-        )
+        codec = codecs.lookup(buffer.encoding).name if options.text else ""  # type: ignore[union-attr]
+        self._narrow_codec = codec in _NARROW_CODECS
+        self._writes_bom = codec in _BOM_CODECS
 
     # -- attributes -----------------------------------------------------------
 
@@ -226,7 +240,11 @@ class SpooledStorage:
                 pass
 
     async def _roll_over(
-        self, in_memory: InMemory, beside: str | bytes | None = None
+        self,
+        in_memory: InMemory,
+        beside: str | bytes | None = None,
+        *,
+        for_write: bool = False,
     ) -> DiskStorage:
         if in_memory.file.closed:
             raise ValueError("I/O operation on closed file.")
@@ -234,7 +252,7 @@ class SpooledStorage:
         self._state = rolling
         try:
             disk = await _threads.create(
-                lambda: self._copy_to_disk(in_memory, beside),
+                lambda: self._copy_to_disk(in_memory, beside, for_write=for_write),
                 DiskStorage.close_now,
                 self._limiter,
             )
@@ -250,7 +268,7 @@ class SpooledStorage:
             rolling.finished.set()
 
     def _copy_to_disk(
-        self, in_memory: InMemory, beside: str | bytes | None
+        self, in_memory: InMemory, beside: str | bytes | None, *, for_write: bool
     ) -> DiskStorage:
         """In a worker: a new unnamed file with the same bytes and position.
 
@@ -261,7 +279,10 @@ class SpooledStorage:
             directory = os.path.dirname(os.path.abspath(beside))
             parts = dataclasses.replace(parts, dir=parts.same_type(directory))
         memory = in_memory.file
-        position = memory.tell()
+        # Before a write, where the write will go: for text after a read, the
+        # end of what the wrapper read ahead, not tell() (a CPython quirk the
+        # standard library's spooled file shows, as it writes before it rolls).
+        position = _write_position(memory) if for_write else memory.tell()
         opened = open_file(parts, self._options, "unnamed")
         file = opened.file
         try:
@@ -288,19 +309,22 @@ class SpooledStorage:
         if self.max_size and in_memory.file.tell() > self.max_size:
             await self._roll_over(in_memory)
 
-    def _must_go_to_disk(self, in_memory: InMemory, pieces: list[Any]) -> bool:
+    def _must_go_to_disk(self, in_memory: InMemory, pieces: list[Any]) -> bool | None:
         """Whether writing ``pieces`` must wait for a rollover.
 
         True when the write would take the position past ``max_size`` or need
         more memory than the budget has left.  Otherwise the memory the write
-        will add is reserved here, before it is written.  False when it cannot
-        tell without writing (a closed file, data the write will refuse): then
-        the write itself raises, or the checks after it roll over.
+        will add is reserved here, before it is written (False).  ``None`` when
+        it cannot tell without writing (a closed file, data the write will
+        refuse, a codec with a byte-order mark): then the write itself raises,
+        or the checks after it settle the memory and roll over.
         """
         file = in_memory.file
         limited = bool(self.max_size)
         counted = in_memory.memory.counted
-        if file.closed or not (limited or counted):
+        if file.closed:
+            return None
+        if not (limited or counted):
             return False
         try:
             position = file.tell()
@@ -308,16 +332,17 @@ class SpooledStorage:
             # A text file mid-iteration refuses tell(); the standard library
             # writes, then fails at its own tell(): the check after the write
             # does the same.
-            return False
+            return None
         if isinstance(file, io.TextIOWrapper):
+            position = _write_position(file)
             end = self._text_end(file, pieces, position, exact=counted)
         else:
             try:
                 end = position + sum(map(_byte_count, pieces))
             except TypeError:
-                return False
+                return None
         if end is None:
-            return False
+            return None
         if limited and end > self.max_size:
             return True
         return not in_memory.memory.grow_to(end)
@@ -340,15 +365,18 @@ class SpooledStorage:
         ):
             return position
         # What TextIOWrapper.write will put in the buffer: newlines translated,
-        # then encoded without a second byte-order mark past the start.
+        # then encoded.
         newline = self._options.newline
         if newline != "":
             written_newline = os.linesep if newline is None else newline
             if written_newline != "\n":
                 text = text.replace("\n", written_newline)
+        if self._writes_bom:
+            # Whether the wrapper's encoder still owes a byte-order mark depends
+            # on its history (a seek to 0 resets it), which it does not expose:
+            # let the write happen and the checks after it decide.
+            return None
         encoder = codecs.getincrementalencoder(file.encoding)(file.errors or "strict")
-        if position != 0:
-            encoder.setstate(0)
         try:
             return position + len(encoder.encode(text, True))
         except UnicodeError:
@@ -417,10 +445,11 @@ class SpooledStorage:
         state = self._ready() or await self._settled()
         if isinstance(state, OnDisk):
             return await state.disk.write(data)
-        if self._must_go_to_disk(state, [data]):
+        verdict = self._must_go_to_disk(state, [data])
+        if verdict:
             # Roll over first: the new data goes to disk from a worker, and the
             # loop never holds more than max_size (or the budget) in memory.
-            disk = await self._roll_over(state)
+            disk = await self._roll_over(state, for_write=True)
             return await disk.on_file(
                 lambda file: _positioned_as_rolled(file, file.write(data))
             )
@@ -429,6 +458,8 @@ class SpooledStorage:
         except BaseException:
             await self._settle_memory(state)
             raise
+        if verdict is None:
+            await self._settle_memory(state)
         if self._options.text:
             await self._roll_over_if_past_max_size(state)
         return written
@@ -439,8 +470,8 @@ class SpooledStorage:
             await state.disk.writelines(lines)
             return
         pieces = list(lines)
-        if self._must_go_to_disk(state, pieces):
-            disk = await self._roll_over(state)
+        if self._must_go_to_disk(state, pieces):  # None: settled below
+            disk = await self._roll_over(state, for_write=True)
             await disk.on_file(
                 lambda file: _positioned_as_rolled(file, file.writelines(pieces))
             )
