@@ -104,3 +104,10 @@ def demo(session: nox.Session) -> None:
         session.error(f"{script} does not exist yet")
     session.install("-e", ".")
     session.run("python", str(script), *session.posargs)
+
+
+@nox.session(python=TOOLS_PYTHON)
+def bench(session: nox.Session) -> None:
+    """The benchmarks (benchmarks/README.md); ``-- --quick`` is the smoke run."""
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks", *session.posargs)
