@@ -64,8 +64,8 @@ class AsyncTemporaryFile(Generic[AnyStr]):
       ``asyncio.StreamReader.read`` with buffered data, they return without
       yielding, and a cancellation is delivered at the next call that does I/O,
       at most one buffer (64 KiB) later.  ``flush()`` hands the data to the OS.
-    * An in-memory spooled file works on the loop; one operation in 64 is a
-      checkpoint.
+    * An in-memory spooled file works on the loop; a checkpoint comes every 64
+      small operations, or every 64 KiB copied, whichever first.
 
     After :meth:`aclose`, every method raises ``ValueError`` like a closed file.
     ``wrapped`` bypasses the in-loop buffers: ``await flush()`` before using it.
@@ -262,8 +262,9 @@ class AsyncTemporaryFile(Generic[AnyStr]):
 class AsyncSpooledTemporaryFile(AsyncTemporaryFile[AnyStr]):
     """A spooled temporary file: in memory until ``max_size``, then on disk.
 
-    In memory, every operation runs on the event loop after one cancellation
-    checkpoint, without a worker thread.  A write that would take the position
+    In memory, every operation runs on the event loop, without a worker
+    thread; a checkpoint comes every 64 small operations, or every 64 KiB
+    copied, whichever first.  A write that would take the position
     past ``max_size`` first rolls over (the copy runs in a worker thread), as do
     ``fileno()``, ``rollover()`` and a ``truncate()`` past ``max_size``.
     """

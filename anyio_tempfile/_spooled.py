@@ -92,6 +92,21 @@ _NARROW_CODECS = frozenset(
 )
 
 
+def _copy_cost(size: int | None) -> int:
+    """What reading ``size`` from memory costs (see ``SpooledStorage._ready``)."""
+    if size is None or size < 0:
+        return CHECKPOINT_EVERY  # all of it: copy size unknown
+    return 1 + (size >> 10)
+
+
+def _data_cost(data: Any) -> int:
+    """What writing ``data`` to memory costs (see ``SpooledStorage._ready``)."""
+    kind = type(data)
+    if kind is bytes or kind is str:
+        return 1 + (len(data) >> 10)
+    return CHECKPOINT_EVERY  # a buffer of some other kind: its size is a question
+
+
 def _write_position(memory: io.BytesIO | io.TextIOWrapper) -> int:
     """The byte position the next write to ``memory`` goes to."""
     if isinstance(memory, io.TextIOWrapper):
@@ -197,17 +212,19 @@ class SpooledStorage:
 
     # -- the state machine ----------------------------------------------------
 
-    def _ready(self) -> InMemory | None:
+    def _ready(self, cost: int = 1) -> InMemory | None:
         """The in-memory state, if this operation may skip its checkpoint.
 
         Operations on memory need no I/O, so, as ``asyncio.StreamReader.read``
-        with buffered data, most return without yielding: one in
-        ``CHECKPOINT_EVERY`` is a full checkpoint (a schedule point, where a
-        cancellation is delivered).  The others cost what the buffer costs.
+        with buffered data, most return without yielding.  Each costs one, plus
+        one a KiB it copies; once the costs since the last full checkpoint (a
+        schedule point, where a cancellation is delivered) reach
+        ``CHECKPOINT_EVERY``, the operation takes one first.  So 64 small writes
+        share a checkpoint, and a 1 MiB write has its own.
         """
         state = self._state
         if type(state) is InMemory:
-            self._unchecked += 1
+            self._unchecked += cost
             if self._unchecked < CHECKPOINT_EVERY:
                 return state
         return None
@@ -400,7 +417,7 @@ class SpooledStorage:
     # -- operations -----------------------------------------------------------
 
     async def read(self, size: int | None) -> Any:
-        match self._ready() or await self._settled():
+        match self._ready(_copy_cost(size)) or await self._settled():
             case InMemory(file=file):
                 return file.read(size)
             case OnDisk(disk=disk):
@@ -442,7 +459,7 @@ class SpooledStorage:
                 return await disk.readlines(hint)
 
     async def write(self, data: Any) -> int:
-        state = self._ready() or await self._settled()
+        state = self._ready(_data_cost(data)) or await self._settled()
         if isinstance(state, OnDisk):
             return await state.disk.write(data)
         verdict = self._must_go_to_disk(state, [data])
@@ -465,7 +482,7 @@ class SpooledStorage:
         return written
 
     async def writelines(self, lines: Iterable[Any]) -> None:
-        state = self._ready() or await self._settled()
+        state = self._ready(CHECKPOINT_EVERY) or await self._settled()
         if isinstance(state, OnDisk):
             await state.disk.writelines(lines)
             return
