@@ -101,8 +101,7 @@ def _copy_cost(size: int | None) -> int:
 
 def _data_cost(data: Any) -> int:
     """What writing ``data`` to memory costs (see ``SpooledStorage._ready``)."""
-    kind = type(data)
-    if kind is bytes or kind is str:
+    if isinstance(data, (bytes, str)):
         return 1 + (len(data) >> 10)
     return CHECKPOINT_EVERY  # a buffer of some other kind: its size is a question
 

@@ -38,7 +38,14 @@ import pytest
 from fault_support import OpenFileSpy, ThreadRefused, ThreadSpy, real_open_file
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_differential import Op, Outcome, run_our_step, run_stdlib_step, stdlib_rolled
+from test_differential import (
+    Op,
+    Outcome,
+    Spooled313,
+    run_our_step,
+    run_stdlib_step,
+    stdlib_rolled,
+)
 
 import anyio_tempfile as atf
 from anyio_tempfile._file import AsyncSpooledTemporaryFile
@@ -91,7 +98,8 @@ def stdlib_spooled(
     max_size: int, directory: Path, **options: Any
 ) -> tempfile.SpooledTemporaryFile[Any]:
     """The standard library's spooled file, to compare with."""
-    spooled: Any = tempfile.SpooledTemporaryFile
+    # 3.13's spooled file on every version (3.10's truncate returns None).
+    spooled: Any = Spooled313
     file: tempfile.SpooledTemporaryFile[Any] = spooled(
         max_size, dir=str(directory), **options
     )
@@ -1566,6 +1574,7 @@ async def test_in_memory_writes_of_32_mib_do_not_block_the_loop(
     chunk = b"\xa5" * MiB
     ticker = Ticker()
     worst: list[float] = []
+    fills: list[float] = []
     blocking = 0.0
     async with anyio.create_task_group() as group:
         group.start_soon(ticker.run)
@@ -1580,10 +1589,14 @@ async def test_in_memory_writes_of_32_mib_do_not_block_the_loop(
                 assert not file.rolled
             await anyio.sleep(0.01)  # the tick held up, if any, is recorded
             worst.append(ticker.worst(start, end))
+            fills.append(end - start)
         group.cancel_scope.cancel()
     print(
         f"IN-MEMORY-LAG worst_ms={min(worst) * 1e3:.2f}"
-        f" blocking_copy_ms={blocking * 1e3:.2f}"
+        f" fill_ms={min(fills) * 1e3:.2f} blocking_copy_ms={blocking * 1e3:.2f}"
     )
-    assert min(worst) < blocking / 2
+    # Each 1 MiB write yields: the loop is held for one write's copy (a
+    # BytesIO growing copies on the loop, as the standard library's does),
+    # never for the whole fill, as it was when only one call in 64 yielded.
+    assert min(worst) < min(fills) / 2
     assert min(worst) < LATE
