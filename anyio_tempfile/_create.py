@@ -225,11 +225,6 @@ def make_directory(directory: str | bytes, parts: NameParts[Any]) -> str | bytes
     return path
 
 
-def remove_file(path: str | bytes) -> None:
-    """Remove a file we created; one already gone is no error."""
-    _unlink_if_present(path)
-
-
 def close_and_remove(fd: int, path: str | bytes) -> None:
     """Undo :func:`open_named`."""
     try:

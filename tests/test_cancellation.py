@@ -707,9 +707,6 @@ async def swept(
         monkeypatch.undo()
         print(f"[{anyio_backend[0]}{anyio_backend[1] or ''}] {report.summary()}")
     report = _REPORTS[key]
-    unsupported = [f for f in report.failures if "UnsupportedOperation" in f]
-    if report.failures and len(unsupported) == len(report.failures):
-        pytest.skip(f"not supported by the package yet: {unsupported[0]}")
     return report
 
 
