@@ -27,10 +27,14 @@ from typing import IO, Any, cast
 
 # At most this many bytes (or characters) go through the buffers in one call.
 SMALL = 8 * 1024
-# Pending writes reach the file once they would pass this many bytes.
+# Pending writes reach the file once they would pass this many bytes; and a
+# small binary read fetches this much at once.  Both double, up to MOST, while
+# the file is used as a stream (a buffer filled, or a read-ahead used up, one
+# after another): each worker call is then shared by more operations.  Memory
+# is only held while data waits: a written buffer is freed.
 WRITE_CAPACITY = 64 * 1024
-# A small binary read fetches this much at once.
 READ_AHEAD = 64 * 1024
+MOST = 256 * 1024
 
 # Text codecs that encode every ASCII string without fail and byte for byte,
 # so that a buffered ASCII write cannot fail later than the stdlib's would.
@@ -42,15 +46,34 @@ _ASCII_SAFE = frozenset(
 class Buffers:
     """Pending writes and read-ahead of one binary file."""
 
-    __slots__ = ("ahead", "offset", "pending", "reads", "rewind", "writes")
+    __slots__ = (
+        "ahead",
+        "ahead_size",
+        "capacity",
+        "offset",
+        "pending",
+        "reads",
+        "rewind",
+        "room",
+        "used_up",
+        "writes",
+    )
 
     def __init__(self, *, reads: bool, writes: bool) -> None:
         self.reads = reads  # whether reads may be served from here at all
         self.writes = writes  # whether writes may be buffered at all
         self.pending = bytearray()
-        self.ahead = b""  # read ahead, served from offset on
+        # Read ahead, served from offset on.  Only a readable file has any, and
+        # only while no write is pending: take_write() drops it first.
+        self.ahead = b""
         self.offset = 0
         self.rewind = 0  # bytes to seek back before the pending writes
+        self.capacity = WRITE_CAPACITY  # of pending
+        self.ahead_size = READ_AHEAD  # what the next read-ahead fetches
+        self.used_up = False  # whether the last read-ahead was read to its end
+        # What a write may add to pending with no other bookkeeping (the owner's
+        # fast path): 0 while a read-ahead must be given back first.
+        self.room = WRITE_CAPACITY if writes else 0
 
     @property
     def dirty(self) -> bool:
@@ -67,7 +90,13 @@ class Buffers:
             size = len(data) if type(data) is bytes else memoryview(data).nbytes
         except TypeError:
             return None  # the file raises its own error
-        if size > SMALL or len(self.pending) + size > WRITE_CAPACITY:
+        if size > SMALL:
+            return None
+        if len(self.pending) + size > self.capacity:
+            # Full: this write takes the buffer to the file, and a stream of
+            # small writes gets a bigger buffer for the next worker call.
+            self.capacity = min(2 * self.capacity, MOST)
+            self.room = 0
             return None
         if self.ahead:
             # The write goes where the reader is, not where the read-ahead
@@ -75,6 +104,7 @@ class Buffers:
             self.rewind += len(self.ahead) - self.offset
             self.ahead, self.offset = b"", 0
         self.pending += data
+        self.room = self.capacity - len(self.pending)
         return size
 
     def take_read(self, size: int) -> bytes | None:
@@ -103,7 +133,9 @@ class Buffers:
 
     def apply(self, file: IO[Any]) -> None:
         """Bring the file to where the buffered caller believes it is."""
-        back = self.rewind + len(self.ahead) - self.offset
+        left = len(self.ahead) - self.offset
+        self.used_up = bool(self.ahead) and left < SMALL
+        back = self.rewind + left
         if back:
             file.seek(-back, os.SEEK_CUR)
         self.rewind, self.ahead, self.offset = 0, b"", 0
@@ -111,19 +143,32 @@ class Buffers:
             # Kept until written: a failed write is retried by the next flush,
             # as a buffered writer of the standard library does.
             file.write(self.pending)
-            self.pending.clear()
+            # A new bytearray, not clear(): the memory is given back either way,
+            # and a new one starts small.
+            self.pending = bytearray()
+        if self.writes:
+            self.room = self.capacity
 
     def read_ahead(self, file: IO[Any], size: int) -> bytes:
-        """Read ``size`` bytes and keep what follows, up to READ_AHEAD."""
-        chunk: bytes = file.read(max(size, READ_AHEAD))
+        """Read ``size`` bytes and keep what follows (see ``READ_AHEAD``)."""
+        # Reading on from a read-ahead used up: a stream, fetch more at once.
+        if self.used_up:
+            self.ahead_size = min(2 * self.ahead_size, MOST)
+        else:
+            self.ahead_size = READ_AHEAD
+        chunk: bytes = file.read(max(size, self.ahead_size))
         self.ahead, self.offset = chunk, min(size, len(chunk))
+        if chunk:
+            self.room = 0
         return chunk[:size]
 
     def readline_ahead(self, file: IO[Any], size: int) -> bytes:
         """Read a line, then fill the read-ahead for the lines after it."""
         line: bytes = file.readline(size)
         if line:
-            self.ahead, self.offset = file.read(READ_AHEAD), 0
+            self.ahead, self.offset = file.read(self.ahead_size), 0
+            if self.ahead:
+                self.room = 0
         return line
 
 
@@ -136,6 +181,11 @@ class TextBuffers:
     """
 
     __slots__ = ("pending", "pending_size")
+
+    # As Buffers, for the owner's fast paths: which always send text on.
+    ahead = b""
+    offset = 0
+    room = 0
 
     def __init__(self) -> None:
         self.pending: list[str] = []

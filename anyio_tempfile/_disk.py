@@ -90,6 +90,9 @@ class DiskStorage:
                     result = await _threads.run(call, self._limiter)
             finally:
                 self._busy = False
+                if file.closed:
+                    # Closed: the fast paths must not take what no flush will write.
+                    self._buffers = None
         finally:
             self._lock.release()
         if interruption is not None:
@@ -133,6 +136,19 @@ class DiskStorage:
         self._check_open()
         return await self._with_file(lambda file: getattr(file, method)(*args))
 
+    def read_now(self, size: int | None) -> Any:
+        """A small read served from the read-ahead, or ``None``: no I/O, no yield."""
+        buffers = self._buffers
+        if buffers is None or self._busy or type(size) is not int:
+            return None
+        ahead, start = buffers.ahead, buffers.offset
+        end = start + size
+        # A read-ahead exists only on a readable file, and until the next write.
+        if not ahead or size < 0 or size > SMALL or end > len(ahead):
+            return None
+        buffers.offset = end
+        return ahead[start:end]
+
     async def read(self, size: int | None) -> Any:
         if self._file.closed:
             raise ValueError("I/O operation on closed file.")
@@ -170,14 +186,28 @@ class DiskStorage:
     async def readlines(self, hint: int | None) -> list[Any]:
         return await self._call("readlines", hint)  # type: ignore[no-any-return]
 
+    def write_now(self, data: Any) -> int | None:
+        """A small write taken into the buffer, or ``None``: no I/O, no yield."""
+        buffers = self._buffers
+        if buffers is None or self._busy:
+            return None
+        if type(data) is bytes:
+            size = len(data)
+            # A text file's buffers have no room: bytes go on, to its TypeError.
+            if size <= buffers.room and size <= SMALL:
+                buffers.pending += data  # type: ignore[operator]
+                buffers.room -= size
+                return size
+        if self._file.closed:
+            return None
+        return buffers.take_write(data)
+
     async def write(self, data: Any) -> int:
+        written = self.write_now(data)
+        if written is not None:
+            return written
         if self._file.closed:
             raise ValueError("I/O operation on closed file.")
-        buffers = self._buffers
-        if buffers is not None and not self._busy:
-            written = buffers.take_write(data)
-            if written is not None:
-                return written
         return await self._with_file(lambda file: file.write(data))
 
     async def writelines(self, lines: Iterable[Any]) -> None:

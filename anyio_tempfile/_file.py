@@ -31,6 +31,8 @@ class Storage(Protocol):
     @property
     def closed(self) -> bool: ...
 
+    def read_now(self, size: int | None) -> Any: ...
+    def write_now(self, data: Any) -> int | None: ...
     async def read(self, size: int | None) -> Any: ...
     async def read1(self, size: int) -> Any: ...
     async def readinto(self, buffer: Any) -> int: ...
@@ -63,12 +65,15 @@ class AsyncTemporaryFile(Generic[AnyStr]):
       from a read-ahead, so most of them need no worker call: like
       ``asyncio.StreamReader.read`` with buffered data, they return without
       yielding, and a cancellation is delivered at the next call that does I/O,
-      at most one buffer (64 KiB) later.  ``flush()`` hands the data to the OS.
+      at most one buffer later (64 KiB; doubling up to 256 KiB while the file
+      is written or read as a stream).  ``flush()`` hands the data to the OS.
     * An in-memory spooled file works on the loop; a checkpoint comes every 64
       small operations, or every 64 KiB copied, whichever first.
 
     After :meth:`aclose`, every method raises ``ValueError`` like a closed file.
-    ``wrapped`` bypasses the in-loop buffers: ``await flush()`` before using it.
+    ``wrapped`` bypasses the in-loop buffers: ``await flush()`` before using it,
+    and close the file with :meth:`aclose`, not through ``wrapped`` (a small
+    write would still be taken into the buffer, and fail only at the flush).
     """
 
     __slots__ = ("__weakref__", "_limiter", "_storage")
@@ -118,12 +123,17 @@ class AsyncTemporaryFile(Generic[AnyStr]):
         return self._storage.wrapped.newlines  # type: ignore[attr-defined,no-any-return]
 
     # -- I/O ------------------------------------------------------------------
-    # Each method hands back the storage's coroutine instead of awaiting it in
-    # one of its own: a frame less on the hot path of small buffered I/O.
+    # read() and write() first ask the storage whether it can serve the call on
+    # the spot (``read_now``/``write_now``: from a buffer, without I/O); the
+    # other methods hand back the storage's coroutine instead of awaiting it in
+    # one of their own: a frame less either way.
 
-    def read(self, size: int | None = -1) -> Coroutine[Any, Any, AnyStr]:
+    async def read(self, size: int | None = -1) -> AnyStr:
         """Read up to ``size`` bytes or characters (all, if negative or None)."""
-        return self._storage.read(size)
+        chunk = self._storage.read_now(size)
+        if chunk is None:
+            chunk = await self._storage.read(size)
+        return chunk  # type: ignore[no-any-return]
 
     def read1(self, size: int = -1) -> Coroutine[Any, Any, AnyStr]:
         """Read up to ``size`` bytes with at most one raw read (binary only)."""
@@ -145,9 +155,12 @@ class AsyncTemporaryFile(Generic[AnyStr]):
         """Read the remaining lines (stop once ``hint`` is reached)."""
         return self._storage.readlines(hint)
 
-    def write(self, data: Any) -> Coroutine[Any, Any, int]:
+    async def write(self, data: Any) -> int:
         """Write ``data`` (``bytes``-like or ``str``); the number written."""
-        return self._storage.write(data)
+        written = self._storage.write_now(data)
+        if written is None:
+            written = await self._storage.write(data)
+        return written
 
     def writelines(self, lines: Iterable[AnyStr]) -> Coroutine[Any, Any, None]:
         """Write each of ``lines`` (no newlines are added)."""

@@ -139,6 +139,7 @@ class SpooledStorage:
 
     __slots__ = (
         "_limiter",
+        "_memory_writes_now",
         "_narrow_codec",
         "_options",
         "_parts",
@@ -179,6 +180,10 @@ class SpooledStorage:
         codec = codecs.lookup(buffer.encoding).name if options.text else ""  # type: ignore[union-attr]
         self._narrow_codec = codec in _NARROW_CODECS
         self._writes_bom = codec in _BOM_CODECS
+        # Whether write_now() may write bytes to memory after checking only the
+        # size: not for text (the encoded size needs working out) nor against a
+        # budget (the memory must be reserved first).
+        self._memory_writes_now = not options.text and budget is None
 
     # -- attributes -----------------------------------------------------------
 
@@ -414,6 +419,36 @@ class SpooledStorage:
             await self._roll_over(in_memory)
 
     # -- operations -----------------------------------------------------------
+    # read_now() and write_now() are the calls that need neither I/O nor a
+    # checkpoint, served on the spot; ``None`` sends the caller to the coroutine.
+
+    def read_now(self, size: int | None) -> Any:
+        state = self._state
+        if type(state) is InMemory:
+            if self._ready(_copy_cost(size)) is not None:
+                return state.file.read(size)
+            return None
+        if type(state) is OnDisk:
+            return state.disk.read_now(size)
+        return None
+
+    def write_now(self, data: Any) -> int | None:
+        state = self._state
+        if type(state) is InMemory:
+            if type(data) is not bytes or not self._memory_writes_now:
+                return None
+            cost = 1 + (len(data) >> 10)
+            if self._unchecked + cost >= CHECKPOINT_EVERY:
+                return None
+            file = state.file
+            max_size = self.max_size
+            if max_size and file.tell() + len(data) > max_size:
+                return None  # the write waits for the rollover
+            self._unchecked += cost
+            return file.write(data)  # type: ignore[arg-type]  # a BytesIO
+        if type(state) is OnDisk:
+            return state.disk.write_now(data)
+        return None
 
     async def read(self, size: int | None) -> Any:
         match self._ready(_copy_cost(size)) or await self._settled():

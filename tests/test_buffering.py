@@ -1,0 +1,164 @@
+"""The in-loop buffers of disk-backed files, at the sizes where they change.
+
+Small writes collect in a buffer of 64 KiB that doubles, up to 256 KiB, while
+the file is written as a stream; small reads come from a read-ahead that grows
+the same way (``_buffer.py``).  These tests drive a file across those sizes
+and compare every result with the standard library's buffered file doing the
+same calls, and count the worker-thread calls the buffers save.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fault_support import ThreadSpy
+
+import anyio_tempfile
+from anyio_tempfile._buffer import MOST, READ_AHEAD, SMALL, WRITE_CAPACITY
+
+pytestmark = pytest.mark.anyio
+
+MiB = 1024 * 1024
+
+
+def _sizes(total: int, seed: int) -> list[int]:
+    """Write or read sizes from 1 byte to SMALL, adding up to ``total``."""
+    rng = random.Random(seed)
+    sizes: list[int] = []
+    while total > 0:
+        size = min(total, rng.choice([1, 7, 64, 100, 511, 4096, SMALL]))
+        sizes.append(size)
+        total -= size
+    return sizes
+
+
+async def test_a_stream_of_small_writes_reads_back_exactly(
+    anyio_backend: Any, no_leaks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = random.Random(1).randbytes(3 * MiB)
+    spy = ThreadSpy(forbid=False).install(monkeypatch)
+    async with await anyio_tempfile.TemporaryFile(dir=no_leaks) as file:
+        position = 0
+        for size in _sizes(len(data), seed=2):
+            assert await file.write(data[position : position + size]) == size
+            position += size
+        writes_hops = len(spy.hops)
+        assert await file.tell() == len(data)
+        assert await file.seek(0) == 0
+        back = bytearray()
+        for size in _sizes(len(data), seed=3):
+            chunk = await file.read(size)
+            assert len(chunk) == size
+            back += chunk
+        assert bytes(back) == data
+        assert await file.read(64) == b""
+        reads_hops = len(spy.hops) - writes_hops
+    # The buffer grows: 64, 128 KiB, then 256 KiB a call (a tell() the rest).
+    most_calls = 2 + len(data) // MOST + 1
+    assert writes_hops <= most_calls, spy.hops
+    assert reads_hops <= most_calls + 2, spy.hops
+    # Without growth it would take 3 MiB / 64 KiB = 48 calls each way.
+    assert len(data) // WRITE_CAPACITY == 48
+    assert len(data) // READ_AHEAD == 48
+
+
+async def test_interleaved_small_calls_match_the_standard_library(
+    anyio_backend: Any, no_leaks: Path
+) -> None:
+    """Reads, writes, seeks and tells mixed, across the buffers' growth."""
+    rng = random.Random(4)
+    ours = await anyio_tempfile.TemporaryFile(dir=no_leaks)
+    with tempfile.TemporaryFile(dir=no_leaks) as theirs:
+        async with ours:
+            for step in range(4000):
+                choice = rng.random()
+                if choice < 0.55:
+                    piece = rng.randbytes(rng.choice([1, 64, 1000, SMALL]))
+                    assert await ours.write(piece) == theirs.write(piece), step
+                elif choice < 0.9:
+                    size = rng.choice([0, 1, 64, 3000, SMALL])
+                    assert await ours.read(size) == theirs.read(size), step
+                elif choice < 0.97:
+                    assert await ours.tell() == theirs.tell(), step
+                else:
+                    end = theirs.seek(0, os.SEEK_END)
+                    where = rng.randrange(end + 1)
+                    assert await ours.seek(where) == theirs.seek(where), step
+            theirs.seek(0)
+            await ours.seek(0)
+            assert await ours.read() == theirs.read()
+
+
+async def test_flush_after_a_grown_buffer_shows_every_byte_to_other_openers(
+    anyio_backend: Any, no_leaks: Path
+) -> None:
+    async with await anyio_tempfile.NamedTemporaryFile(dir=no_leaks) as file:
+        expected = bytearray()
+        for index in range(20_000):  # 1.25 MiB in 64 B
+            piece = index.to_bytes(4, "big") * 16
+            await file.write(piece)
+            expected += piece
+        await file.flush()
+        with open(file.name, "rb") as other:  # noqa: ASYNC230 -- a check, not I/O under test
+            assert other.read() == bytes(expected)
+
+
+async def test_writes_after_reading_go_where_the_reader_is(
+    anyio_backend: Any, no_leaks: Path
+) -> None:
+    """A write behind a read-ahead lands at the read position, not past it."""
+    data = bytes(range(256)) * 1024  # 256 KiB
+    async with await anyio_tempfile.TemporaryFile(dir=no_leaks) as file:
+        await file.write(data)
+        await file.seek(0)
+        for _ in range(2048):  # 128 KiB in 64 B: read-aheads used up
+            await file.read(64)
+        assert await file.write(b"X" * 10) == 10
+        assert await file.tell() == 128 * 1024 + 10
+        assert await file.read(6) == data[128 * 1024 + 10 : 128 * 1024 + 16]
+        await file.seek(0)
+        expected = data[: 128 * 1024] + b"X" * 10 + data[128 * 1024 + 10 :]
+        assert await file.read() == expected
+
+
+@pytest.mark.parametrize("mode", ["w+b", "w+"])
+async def test_a_closed_file_refuses_small_calls_on_the_spot(
+    anyio_backend: Any, no_leaks: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    file: Any = await anyio_tempfile.TemporaryFile(mode, dir=no_leaks)
+    piece: Any = b"ab" if "b" in mode else "ab"
+    await file.write(piece)
+    await file.seek(0)
+    await file.read(1)  # leave a read-ahead (binary) behind
+    await file.aclose()
+    spy = ThreadSpy(forbid=True).install(monkeypatch)
+    with pytest.raises(ValueError, match="closed file"):
+        await file.write(piece)
+    with pytest.raises(ValueError, match="closed file"):
+        await file.read(1)
+    spy.assert_no_thread_used()
+
+
+@pytest.mark.parametrize(
+    ("mode", "piece"), [("w+", b"bytes"), ("w+b", "text"), ("w+b", 12)]
+)
+async def test_wrong_writes_fail_as_the_standard_librarys(
+    anyio_backend: Any, no_leaks: Path, mode: str, piece: Any
+) -> None:
+    """The fast paths pass on what they cannot take, to the file's own error."""
+    with (
+        tempfile.TemporaryFile(mode, dir=no_leaks) as plain,
+        pytest.raises(TypeError) as theirs,
+    ):
+        plain.write(piece)
+    file: Any = await anyio_tempfile.TemporaryFile(mode, dir=no_leaks)
+    async with file:
+        with pytest.raises(TypeError) as ours:
+            await file.write(piece)
+        assert str(ours.value) == str(theirs.value)
+        assert await file.tell() == 0
