@@ -86,10 +86,16 @@ class Buffers:
         """Buffer a small write; its byte count, or ``None`` to go to the file."""
         if not self.writes:
             return None
-        try:
-            size = len(data) if type(data) is bytes else memoryview(data).nbytes
-        except TypeError:
-            return None  # the file raises its own error
+        if type(data) is bytes:
+            size = len(data)
+        else:
+            try:
+                view = memoryview(data)
+            except TypeError:
+                return None  # the file raises its own error
+            if not view.c_contiguous:
+                return None  # nor can a bytearray take it: the file's BufferError
+            size = view.nbytes
         if size > SMALL:
             return None
         if len(self.pending) + size > self.capacity:

@@ -49,6 +49,16 @@ class DiskStorage:
     def closed(self) -> bool:
         return self._file.closed
 
+    def _refuse_if_closed(self, method: str, *args: object) -> None:
+        """On a closed file, raise what the file's own ``method(*args)`` raises.
+
+        The closed file refuses on the spot, without I/O: so bad arguments and
+        the closed state are reported in the standard library's order.
+        """
+        if self._file.closed:
+            getattr(self._file, method)(*args)
+            raise ValueError("I/O operation on closed file.")
+
     def _check_open(self) -> None:
         if self._file.closed:
             raise ValueError("I/O operation on closed file.")
@@ -133,7 +143,7 @@ class DiskStorage:
         return await self._with_file(work)
 
     async def _call(self, method: str, *args: object) -> Any:
-        self._check_open()
+        self._refuse_if_closed(method, *args)
         return await self._with_file(lambda file: getattr(file, method)(*args))
 
     def read_now(self, size: int | None) -> Any:
@@ -150,8 +160,7 @@ class DiskStorage:
         return ahead[start:end]
 
     async def read(self, size: int | None) -> Any:
-        if self._file.closed:
-            raise ValueError("I/O operation on closed file.")
+        self._refuse_if_closed("read", size)
         buffers = self._buffers
         if buffers is not None and size is not None and 0 <= size <= SMALL:
             if not self._busy and (chunk := buffers.take_read(size)) is not None:
@@ -163,7 +172,7 @@ class DiskStorage:
         return await self._with_file(lambda file: file.read(size))  # type: ignore[arg-type]
 
     async def readline(self, size: int | None) -> Any:
-        self._check_open()
+        self._refuse_if_closed("readline", size)
         buffers = self._buffers
         if buffers is not None and size is not None and size <= SMALL:
             if not self._busy and (line := buffers.take_line(size)) is not None:
@@ -206,8 +215,7 @@ class DiskStorage:
         written = self.write_now(data)
         if written is not None:
             return written
-        if self._file.closed:
-            raise ValueError("I/O operation on closed file.")
+        self._refuse_if_closed("write", data)
         return await self._with_file(lambda file: file.write(data))
 
     async def writelines(self, lines: Iterable[Any]) -> None:

@@ -162,3 +162,35 @@ async def test_wrong_writes_fail_as_the_standard_librarys(
             await file.write(piece)
         assert str(ours.value) == str(theirs.value)
         assert await file.tell() == 0
+
+
+async def test_a_strided_buffer_fails_as_the_standard_librarys(
+    anyio_backend: Any, no_leaks: Path
+) -> None:
+    """Found by the stateful tests: the buffer took what a bytearray refuses."""
+    strided = memoryview(b"abcdef")[::2]
+    with tempfile.TemporaryFile(dir=no_leaks) as plain:
+        with pytest.raises(BufferError) as theirs:
+            plain.writelines([strided])
+        async with await anyio_tempfile.TemporaryFile(dir=no_leaks) as file:
+            with pytest.raises(BufferError) as ours:
+                await file.write(strided)
+            with pytest.raises(BufferError):
+                await file.writelines([strided])  # type: ignore[list-item]
+            assert await file.tell() == 0
+    assert str(ours.value) == str(theirs.value)
+
+
+async def test_a_closed_text_file_reports_a_bad_size_first(
+    anyio_backend: Any, no_leaks: Path
+) -> None:
+    """Found by the stateful tests: as the stdlib, the argument before the state."""
+    with tempfile.TemporaryFile("w+", dir=no_leaks) as plain:
+        pass
+    with pytest.raises(Exception) as theirs:  # noqa: PT011 -- compared below
+        plain.readline(None)  # type: ignore[arg-type]
+    file = await anyio_tempfile.TemporaryFile("w+", dir=no_leaks)
+    await file.aclose()
+    with pytest.raises(type(theirs.value)) as ours:
+        await file.readline(None)
+    assert str(ours.value) == str(theirs.value)
