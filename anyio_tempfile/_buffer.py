@@ -148,7 +148,12 @@ class Buffers:
         if self.pending:
             # Kept until written: a failed write is retried by the next flush,
             # as a buffered writer of the standard library does.
-            file.write(self.pending)
+            start = file.tell()
+            try:
+                file.write(self.pending)
+            except BaseException:
+                del self.pending[: _taken(file, start, len(self.pending))]
+                raise
             # A new bytearray, not clear(): the memory is given back either way,
             # and a new one starts small.
             self.pending = bytearray()
@@ -219,9 +224,36 @@ class TextBuffers:
 
     def apply(self, file: IO[Any]) -> None:
         if self.pending:
-            file.write("".join(self.pending))
+            data = "".join(self.pending)
+            binary: IO[bytes] = getattr(file, "buffer")  # noqa: B009
+            start = binary.tell()
+            try:
+                file.write(data)
+            except BaseException:
+                # ASCII: as many characters as bytes were taken.  Not flushed
+                # first (that would change where the stdlib's wrapper reads
+                # next), so text of the caller's own still waiting in the
+                # wrapper, at most a chunk, would count as ours: the wrapper
+                # tells nobody, and forgets it itself when a write fails.
+                data = data[_taken(binary, start, len(data)) :]
+                self.pending, self.pending_size = [data], len(data)
+                raise
             self.pending.clear()
             self.pending_size = 0
+
+
+def _taken(file: IO[Any], start: int, size: int) -> int:
+    """How much of a failed ``size``-byte write ``file`` took from ``start``.
+
+    A disk that fills up takes a beginning of the write (a short write), then
+    fails.  That beginning is in the file, and the file's position is past it:
+    only the rest may be written again, else it would be there twice.
+    """
+    try:
+        taken = file.tell() - start
+    except (OSError, ValueError):
+        return 0  # not known: keep it all, as before the write
+    return max(0, min(taken, size))
 
 
 def buffers_for(file: IO[Any]) -> Buffers | TextBuffers | None:

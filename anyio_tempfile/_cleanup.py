@@ -80,6 +80,10 @@ class Closer:
                 with contextlib.suppress(FileNotFoundError):  # already gone: fine
                     os.unlink(self.path)
 
+    def linked(self) -> None:
+        """The unnamed file has been linked to a name: never link it again."""
+        self.linkable = False
+
     def keep(self, path: str | bytes) -> None:
         """The file now lives at ``path`` for good: never delete it."""
         self.path = path

@@ -28,6 +28,8 @@ import contextlib
 import errno
 import os
 import stat
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -51,13 +53,29 @@ def rename_into_place(
         os.rename(source, target)
     else:
         os.link(source, target, follow_symlinks=False)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(source)
+        _unlink_old_name(source, target)
     closer.keep(target)
     _set_name(file, target)
     if fsync:
         fsync_directory(os.path.dirname(target))
     return target
+
+
+def _unlink_old_name(source: str | bytes, target: str | bytes) -> None:
+    # The second half of an exclusive persist.  If the old name cannot go, the
+    # link is undone: a failed persist leaves no name in dest's directory, and
+    # the file is still the temporary file it was (deleted by its close).
+    try:
+        os.unlink(source)
+    except FileNotFoundError:
+        pass  # removed by someone else meanwhile: dest is all that is left
+    except BaseException as error:
+        try:
+            os.unlink(target)
+        except OSError as undo_error:
+            if sys.version_info >= (3, 11):
+                error.add_note(f"and {target!r} could not be removed: {undo_error}")
+        raise
 
 
 def link_into_place(
@@ -74,9 +92,15 @@ def link_into_place(
     directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         if closer.linkable:
-            _link_descriptor(fd, base, directory_fd, overwrite=overwrite)
+            _link_descriptor(
+                fd, base, directory_fd, overwrite=overwrite, linked=closer.linked
+            )
         else:
             _copy_and_take_over(file, directory, base, directory_fd, overwrite, fsync)
+        # The data has the name dest from now on, even if the directory's fsync
+        # fails: a retry, or a later persist elsewhere, renames it as it would a
+        # named file (linking it again would leave two names).
+        closer.keep(target)
         if fsync:
             os.fsync(directory_fd)
     finally:
@@ -85,7 +109,12 @@ def link_into_place(
 
 
 def _link_descriptor(
-    fd: int, base: str | bytes, directory_fd: int, *, overwrite: bool
+    fd: int,
+    base: str | bytes,
+    directory_fd: int,
+    *,
+    overwrite: bool,
+    linked: Callable[[], None] = lambda: None,
 ) -> None:
     # An unprivileged process links an O_TMPFILE file through /proc's magic
     # link; that needs AT_SYMLINK_FOLLOW (follow_symlinks) and a dst_dir_fd,
@@ -93,8 +122,12 @@ def _link_descriptor(
     source = f"/proc/self/fd/{fd}"
     if not overwrite:
         os.link(source, base, dst_dir_fd=directory_fd, follow_symlinks=True)
+        linked()
         return
     staging = _link_under_fresh_name(source, base, directory_fd)
+    # Once linked, an O_TMPFILE inode whose names all go can never be linked
+    # again (linkat(2) says ENOENT): if the rename fails, the caller must copy.
+    linked()
     try:
         os.rename(staging, base, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
     except BaseException:
@@ -174,7 +207,11 @@ def _copy_all(source_fd: int, dest_fd: int) -> None:
 
 def _set_name(file: IO[Any], name: str | bytes) -> None:
     raw: Any = getattr(file, "buffer", file)
-    getattr(raw, "raw", raw).name = name
+    raw = getattr(raw, "raw", raw)
+    # An unnamed file kept earlier is still known by its descriptor, as the
+    # standard library's TemporaryFile is.
+    if isinstance(raw.name, (str, bytes)):
+        raw.name = name
 
 
 def fsync_directory(path: str | bytes) -> None:

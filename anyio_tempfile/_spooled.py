@@ -130,8 +130,14 @@ def _positioned_as_rolled(file: IO[Any], written: T) -> T:
 
 
 def _byte_count(data: Any) -> int:
-    # What BytesIO.write will return, without copying; TypeError for a str.
-    return len(data) if type(data) is bytes else memoryview(data).nbytes
+    # What BytesIO.write will return, without copying; TypeError for a str,
+    # BufferError for a strided view (BytesIO.write refuses both).
+    if type(data) is bytes:
+        return len(data)
+    view = memoryview(data)
+    if not view.c_contiguous:
+        raise BufferError("memoryview: underlying buffer is not C-contiguous")
+    return view.nbytes
 
 
 class SpooledStorage:
@@ -360,7 +366,7 @@ class SpooledStorage:
         else:
             try:
                 end = position + sum(map(_byte_count, pieces))
-            except TypeError:
+            except (TypeError, BufferError):
                 return None
         if end is None:
             return None
