@@ -1,5 +1,7 @@
 """Nox sessions: ``nox`` runs tests (3.10-3.13), lint and typecheck.
 
+``reliability`` (in CI) and ``fuzz`` run the reliability suites bigger.
+
 ``nox -s tests`` is the test command; ``nox -s tests-3.12 -- -k spool`` runs one
 Python and passes the rest to pytest.
 """
@@ -65,8 +67,60 @@ _put_pyenv_pythons_on_path()
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
-    # No success_codes: pytest's exit code 5 ("no tests collected") fails the run.
-    session.run("pytest", *session.posargs)
+    # One pytest worker per core (pytest-xdist; ``-- -n 0`` runs in one
+    # process).  No success_codes: exit code 5 ("no tests collected") fails.
+    session.run("pytest", "-n", "auto", *session.posargs)
+
+
+# What the reliability issue asks to prove: differential sessions, cancellation
+# at every await point, injected faults, load, security, crashes, cleanup.
+RELIABILITY_TESTS = [
+    "tests/test_stateful.py",
+    "tests/test_differential.py",
+    "tests/test_cancellation.py",
+    "tests/test_faults.py",
+    "tests/test_load.py",
+    "tests/test_security.py",
+    "tests/test_crash.py",
+    "tests/test_rmtree.py",
+]
+
+
+@nox.session(python=TOOLS_PYTHON)
+def reliability(session: nox.Session) -> None:
+    """The reliability suites at their CI size, on one Python (CI runs it).
+
+    ``tests`` runs them too, with 20 random sessions per state machine and
+    backend; here each has 500.  ``-- -k Spooled`` passes options to pytest.
+    """
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "-n",
+        "auto",
+        *RELIABILITY_TESTS,
+        *session.posargs,
+        env={"ANYIO_TEMPFILE_FUZZ_EXAMPLES": "500"},
+    )
+
+
+@nox.session(python=TOOLS_PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """Long stateful differential runs (not in CI).
+
+    5,000 random sessions per state machine and backend, or as many as
+    ``ANYIO_TEMPFILE_FUZZ_EXAMPLES`` says; one pytest worker per core.
+    """
+    session.install("-e", ".[test]")
+    examples = os.environ.get("ANYIO_TEMPFILE_FUZZ_EXAMPLES", "5000")
+    session.run(
+        "pytest",
+        "-n",
+        "auto",
+        "tests/test_stateful.py",
+        *session.posargs,
+        env={"ANYIO_TEMPFILE_FUZZ_EXAMPLES": examples},
+    )
 
 
 @nox.session(python=TOOLS_PYTHON)

@@ -49,15 +49,15 @@ class DiskStorage:
     def closed(self) -> bool:
         return self._file.closed
 
-    def _refuse_if_closed(self, method: str, *args: object) -> None:
-        """On a closed file, raise what the file's own ``method(*args)`` raises.
+    def _ask_closed(self, method: str, *args: object) -> Any:
+        """On the closed file, what its own ``method(*args)`` says.
 
-        The closed file refuses on the spot, without I/O: so bad arguments and
-        the closed state are reported in the standard library's order.
+        A closed file answers on the spot, without I/O: so bad arguments and the
+        closed state are reported in the standard library's order, and its few
+        answers that are not an error (``FileIO.readline(0)`` is ``b""``) are
+        given too.
         """
-        if self._file.closed:
-            getattr(self._file, method)(*args)
-            raise ValueError("I/O operation on closed file.")
+        return getattr(self._file, method)(*args)
 
     def _check_open(self) -> None:
         if self._file.closed:
@@ -143,7 +143,8 @@ class DiskStorage:
         return await self._with_file(work)
 
     async def _call(self, method: str, *args: object) -> Any:
-        self._refuse_if_closed(method, *args)
+        if self._file.closed:
+            return self._ask_closed(method, *args)
         return await self._with_file(lambda file: getattr(file, method)(*args))
 
     def read_now(self, size: int | None) -> Any:
@@ -160,7 +161,8 @@ class DiskStorage:
         return ahead[start:end]
 
     async def read(self, size: int | None) -> Any:
-        self._refuse_if_closed("read", size)
+        if self._file.closed:
+            return self._ask_closed("read", size)
         buffers = self._buffers
         if buffers is not None and size is not None and 0 <= size <= SMALL:
             if not self._busy and (chunk := buffers.take_read(size)) is not None:
@@ -172,7 +174,8 @@ class DiskStorage:
         return await self._with_file(lambda file: file.read(size))  # type: ignore[arg-type]
 
     async def readline(self, size: int | None) -> Any:
-        self._refuse_if_closed("readline", size)
+        if self._file.closed:
+            return self._ask_closed("readline", size)
         buffers = self._buffers
         if buffers is not None and size is not None and size <= SMALL:
             if not self._busy and (line := buffers.take_line(size)) is not None:
@@ -215,7 +218,8 @@ class DiskStorage:
         written = self.write_now(data)
         if written is not None:
             return written
-        self._refuse_if_closed("write", data)
+        if self._file.closed:
+            return self._ask_closed("write", data)  # type: ignore[no-any-return]
         return await self._with_file(lambda file: file.write(data))
 
     async def writelines(self, lines: Iterable[Any]) -> None:

@@ -61,17 +61,20 @@ def rename_into_place(
     return target
 
 
-def _unlink_old_name(source: str | bytes, target: str | bytes) -> None:
-    # The second half of an exclusive persist.  If the old name cannot go, the
-    # link is undone: a failed persist leaves no name in dest's directory, and
-    # the file is still the temporary file it was (deleted by its close).
+def _unlink_old_name(
+    source: str | bytes, target: str | bytes, *, dir_fd: int | None = None
+) -> None:
+    # The second half of every exclusive link-then-unlink (persist, the copy
+    # fallback, atomic_write).  If the old name cannot go, the link is undone: a
+    # failure leaves no name in dest's directory, and the file is still the
+    # temporary file it was (deleted by its close).
     try:
-        os.unlink(source)
+        os.unlink(source, dir_fd=dir_fd)
     except FileNotFoundError:
         pass  # removed by someone else meanwhile: dest is all that is left
     except BaseException as error:
         try:
-            os.unlink(target)
+            os.unlink(target, dir_fd=dir_fd)
         except OSError as undo_error:
             if sys.version_info >= (3, 11):
                 error.add_note(f"and {target!r} could not be removed: {undo_error}")
@@ -179,7 +182,7 @@ def _copy_and_take_over(
             )
         else:
             os.link(copy_name, target, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
-            os.unlink(copy_name, dir_fd=directory_fd)
+            _unlink_old_name(copy_name, target, dir_fd=directory_fd)
     except BaseException:
         os.close(copy_fd)
         with contextlib.suppress(FileNotFoundError):
@@ -270,7 +273,10 @@ def open_for_atomic_write(
 
 
 def commit(pending: PendingWrite, *, overwrite: bool, fsync: bool) -> None:
-    """Finish an ``atomic_write``: its data takes the name of the target."""
+    """Finish an ``atomic_write``: its data takes the name of the target.
+
+    If it raises, the caller discards the pending write (as after a failed body).
+    """
     target = pending.target
     try:
         if not pending.file.closed:
@@ -288,14 +294,12 @@ def commit(pending: PendingWrite, *, overwrite: bool, fsync: bool) -> None:
                 os.rename(pending.path, target)
             else:
                 os.link(pending.path, target, follow_symlinks=False)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(pending.path)
+                _unlink_old_name(pending.path, target)
             if fsync:
                 os.fsync(directory_fd)
         finally:
             os.close(directory_fd)
     except FileExistsError as exc:
-        discard(pending)
         raise FileExistsError(
             errno.EEXIST,
             "the destination appeared while the data was being written; "
@@ -303,9 +307,6 @@ def commit(pending: PendingWrite, *, overwrite: bool, fsync: bool) -> None:
             "discarded",
             target,
         ) from exc
-    except BaseException:
-        discard(pending)
-        raise
     pending.path = None  # it has its final name now: nothing to remove
     _close_pending(pending)
 

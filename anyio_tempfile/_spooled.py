@@ -564,7 +564,15 @@ class SpooledStorage:
             # check it, and then in memory and on disk give different sizes).
             if state.file.closed:
                 return state.file.truncate(size)
-            new_size = state.file.tell() if size is None else size
+            new_size = size
+            if size is None:
+                try:
+                    new_size = state.file.tell()
+                except OSError:
+                    # A text file mid-iteration refuses tell(), not truncate():
+                    # with no position to go by, truncate as the stdlib does.
+                    new_size = 0
+            assert new_size is not None
             if not new_size > self.max_size:
                 try:
                     return state.file.truncate(size)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any, cast
 
 
 def open_descriptors() -> set[int]:
@@ -31,3 +35,29 @@ def _is_open(fd: int) -> bool:
     except OSError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def failed_rollover_undone(file: Any) -> Iterator[None]:
+    """Around a step on the standard library's ``file``: undo a failed rollover.
+
+    CPython's ``SpooledTemporaryFile.rollover()`` makes the new file on disk
+    current (and forgets its arguments) before it copies the data.  When the
+    copy fails (the file is closed; a text file mid-iteration refuses
+    ``tell()``), the spooled file is left on the new, empty file: its data is
+    gone.  Ours raises the same error and keeps the data in memory.  Putting the
+    old file back lets the two go on alike.
+    """
+    if not isinstance(file, tempfile.SpooledTemporaryFile):
+        yield
+        return
+    spooled = cast(Any, file)
+    before = spooled._file
+    arguments = getattr(spooled, "_TemporaryFileArgs", None)
+    try:
+        yield
+    finally:
+        if spooled._file is not before and not spooled._rolled:
+            spooled._file.close()
+            spooled._file = before
+            spooled._TemporaryFileArgs = arguments

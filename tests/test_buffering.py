@@ -194,3 +194,42 @@ async def test_a_closed_text_file_reports_a_bad_size_first(
     with pytest.raises(type(theirs.value)) as ours:
         await file.readline(None)
     assert str(ours.value) == str(theirs.value)
+
+
+async def test_a_closed_unbuffered_file_answers_as_the_standard_librarys(
+    anyio_backend: Any, no_leaks: Path
+) -> None:
+    """Found by the stateful tests: a closed FileIO's readline(0) is b"", no error."""
+    with tempfile.TemporaryFile(buffering=0, dir=no_leaks) as plain:
+        pass
+    assert plain.readline(0) == b""
+    file = await anyio_tempfile.TemporaryFile(buffering=0, dir=no_leaks)
+    await file.aclose()
+    assert await file.readline(0) == b""
+    for size in (1, -1):
+        with pytest.raises(ValueError, match="closed file"):
+            plain.readline(size)
+        with pytest.raises(ValueError, match="closed file"):
+            await file.readline(size)
+
+
+async def test_read1_after_a_read_ahead_gives_the_bytes_that_follow(
+    anyio_backend: Any, no_leaks: Path
+) -> None:
+    """read1 makes at most one raw read: never past the end, never out of order.
+
+    How many bytes it gives depends on what the buffers hold: ours read further
+    ahead than the standard library's (the stateful tests compare the bytes).
+    """
+    data = bytes(range(256)) * 40
+    async with await anyio_tempfile.TemporaryFile(dir=no_leaks) as file:
+        await file.write(data)
+        await file.seek(0)
+        assert await file.read(1) == data[:1]
+        first = await file.read1()
+        assert first
+        assert first == data[1 : 1 + len(first)]
+        assert await file.tell() == 1 + len(first)
+        rest = await file.read()
+        assert first + rest == data[1:]
+        assert await file.read1() == b""

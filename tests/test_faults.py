@@ -1193,6 +1193,74 @@ async def test_exclusive_persist_of_a_named_file_when_the_old_name_stays(
         )
 
 
+def is_staging_name(paths: tuple[str, ...]) -> bool:
+    """An unlink of the package's ``.tmp`` file beside dest (a copy, or pending)."""
+    return os.path.basename(paths[-1]).startswith(".tmp")
+
+
+@pytest.mark.parametrize("code", UNLINK_CODES, ids=name_of)
+async def test_exclusive_persist_by_copy_when_the_copy_name_stays(
+    code: int,
+    faults: SyscallFaults,
+    scratch_dir: Path,
+    dest_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An unnamed file that cannot be linked is copied beside dest, the copy
+    # linked to dest and its own name unlinked.  When that unlink fails, the
+    # link is undone: dest is not left behind by a persist that raised.
+    dest = dest_dir / DEST
+    async with keepable(
+        "TemporaryFile-fallback", scratch_dir, monkeypatch, faults
+    ) as f:
+        rule = faults.fail("unlink", code, times=1, match=is_staging_name)
+        with pytest.raises(stdlib_type(code)) as caught:
+            await f.persist(dest, overwrite=False)
+        assert_fault(caught.value, code)
+        assert rule.hits == 1
+        faults.clear()
+        await assert_still_intact(f)
+        assert listing(dest_dir) == []
+        assert listing(scratch_dir) == []
+        await persist_again_and_close(
+            f, dest, scratch_dir, overwrite=False, fsync=False
+        )
+
+
+@pytest.mark.parametrize("times", [1, None], ids=["once", "always"])
+@pytest.mark.parametrize("code", UNLINK_CODES, ids=name_of)
+async def test_atomic_write_exclusive_commit_when_the_temporary_name_stays(
+    code: int,
+    times: int | None,
+    faults: SyscallFaults,
+    dest_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The named fallback links its file to dest, then unlinks its own name.
+    # When that fails, the link is undone: the write raised, so dest does not
+    # exist.  If the file's name cannot be removed at all, the error names it.
+    use_named_fallback(monkeypatch)
+    dest = dest_dir / DEST
+    rule = faults.fail("unlink", code, times=times, match=is_staging_name)
+    with pytest.raises(stdlib_type(code)) as caught:
+        async with atf.atomic_write(dest, overwrite=False) as f:
+            await f.write(DATA)
+    assert_fault(caught.value, code)
+    assert rule.hits == (1 if times == 1 else 2)
+    faults.clear()
+    if times is None:
+        (stray,) = listing(dest_dir)
+        assert stray.startswith(".tmp")
+        assert caught.value.filename == str(dest_dir / stray)
+        assert (dest_dir / stray).read_bytes() == DATA
+        os.unlink(dest_dir / stray)
+    assert listing(dest_dir) == []
+    async with atf.atomic_write(dest, overwrite=False) as f:
+        await f.write(DATA)
+    assert dest.read_bytes() == DATA
+    assert listing(dest_dir) == [DEST]
+
+
 @pytest.mark.parametrize("code", UNLINK_CODES, ids=name_of)
 async def test_atomic_write_named_discard_unlink_fault(
     code: int,

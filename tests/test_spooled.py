@@ -1135,6 +1135,59 @@ async def test_closed_in_memory_file_refuses_to_roll_over(no_leaks: Path) -> Non
     assert not file.rolled
 
 
+async def test_a_strided_write_past_max_size_stays_in_memory(no_leaks: Path) -> None:
+    """Found by the stateful tests: refused as the stdlib's, without a rollover."""
+    strided = memoryview(b"abcdefgh")[::2]
+    with tempfile.SpooledTemporaryFile(2, dir=str(no_leaks)) as plain:
+        with pytest.raises(BufferError) as theirs:
+            plain.write(strided)
+        assert not cast(Any, plain)._rolled
+    async with atf.SpooledTemporaryFile(2, dir=no_leaks) as file:
+        await file.write(b"x")
+        with pytest.raises(BufferError) as ours:
+            await file.write(strided)
+        assert not file.rolled
+        assert await file.tell() == 1
+        await file.seek(0)
+        assert await file.read() == b"x"
+    assert str(ours.value) == str(theirs.value)
+
+
+async def test_a_text_file_mid_iteration_truncates_as_the_stdlibs(
+    no_leaks: Path,
+) -> None:
+    """Found by the differential tests: readlines(hint) leaves a TextIOWrapper
+    mid-iteration, refusing tell() until it reads to the end.  truncate() needs
+    no position (and its flush ends the iteration); a rollover needs one, and
+    fails with the data kept in memory (the standard library's loses it: it
+    swaps in the new file first)."""
+    with tempfile.SpooledTemporaryFile(5, "w+", dir=str(no_leaks)) as plain:
+        plain.write("bc")
+        plain.seek(0)
+        assert plain.readlines(1) == ["bc"]
+        with pytest.raises(OSError, match="telling position disabled") as theirs:
+            plain.tell()
+        assert plain.truncate() == 2
+    async with atf.SpooledTemporaryFile(5, "w+", dir=no_leaks) as file:
+        await file.write("bc")
+        await file.seek(0)
+        assert await file.readlines(1) == ["bc"]
+        with pytest.raises(OSError) as ours:
+            await file.tell()
+        assert str(ours.value) == str(theirs.value)
+        with pytest.raises(OSError, match="telling position disabled"):
+            await file.rollover()
+        assert not file.rolled
+        assert await file.truncate() == 2  # its flush ends the iteration
+        assert await file.tell() == 2
+        await file.seek(0)
+        assert await file.read() == "bc"
+        await file.rollover()
+        assert file.rolled
+        await file.seek(0)
+        assert await file.read() == "bc"
+
+
 # -- two tasks during a rollover ----------------------------------------------------
 
 
