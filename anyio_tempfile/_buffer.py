@@ -5,7 +5,16 @@ file costs a fraction of one.  So small writes collect here, on the loop, and
 reach the file in one worker call when the buffer fills or another operation
 needs the file (flush, seek, tell, read, truncate, fileno, persist, close); and
 a small binary read takes a read-ahead chunk from one worker call, from which
-the next small reads are served.  Large transfers go straight to the worker.
+the next small reads are served.
+
+Large transfers (``LARGE`` bytes or more) of a binary file share worker calls
+too, since a worker call costs about what copying a megabyte does: a large
+``bytes`` write is queued by reference (``bytes`` cannot change under us) until
+the queue holds ``BATCH`` bytes; and large reads of one size, one after
+another, fetch several chunks of that size in one call (2, then 4, ... up to
+``BATCH`` bytes), each a separate ``bytes``, so that serving them copies
+nothing.  So a file holds at most ``BATCH`` bytes of queued writes or of reads
+fetched ahead.
 
 The file's semantics are untouched: before any other operation the worker
 first *applies* the buffers (seeks back over read-ahead not yet consumed, then
@@ -21,6 +30,7 @@ then delivered at the next call that does I/O, at most one buffer later.
 from __future__ import annotations
 
 import codecs
+import collections
 import io
 import os
 from typing import IO, Any, cast
@@ -35,6 +45,12 @@ SMALL = 8 * 1024
 WRITE_CAPACITY = 64 * 1024
 READ_AHEAD = 64 * 1024
 MOST = 256 * 1024
+# Transfers of at least LARGE bytes share worker calls: writes queued, or
+# reads fetched ahead, up to BATCH bytes a call.  Below LARGE a transfer takes a
+# call of its own (a framework's 64 KiB upload chunks): queueing them would let
+# each of many concurrent files hold BATCH bytes.
+LARGE = 256 * 1024
+BATCH = 8 * 1024 * 1024
 
 # Text codecs that encode every ASCII string without fail and byte for byte,
 # so that a buffered ASCII write cannot fail later than the stdlib's would.
@@ -49,7 +65,12 @@ class Buffers:
     __slots__ = (
         "ahead",
         "ahead_size",
+        "batch",
+        "behind",
+        "behind_size",
         "capacity",
+        "chunk_size",
+        "chunks",
         "offset",
         "pending",
         "reads",
@@ -71,6 +92,16 @@ class Buffers:
         self.capacity = WRITE_CAPACITY  # of pending
         self.ahead_size = READ_AHEAD  # what the next read-ahead fetches
         self.used_up = False  # whether the last read-ahead was read to its end
+        # Large writes queued, in order, before pending: the callers' bytes, and
+        # pending buffers that a large write followed.
+        self.behind: list[bytes | bytearray] = []
+        self.behind_size = 0
+        # Large reads: chunks of chunk_size fetched ahead, the next one first.
+        # chunk_size is the size of the last large read while nothing else came
+        # between (apply() resets it), batch how many the next fetch reads.
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.chunk_size = 0
+        self.batch = 1
         # What a write may add to pending with no other bookkeeping (the owner's
         # fast path): 0 while a read-ahead must be given back first.
         self.room = WRITE_CAPACITY if writes else 0
@@ -78,7 +109,11 @@ class Buffers:
     @property
     def dirty(self) -> bool:
         """Whether the file's own position or contents lag behind."""
-        return bool(self.pending) or self.rewind > 0 or self.offset < len(self.ahead)
+        return (
+            bool(self.pending or self.behind or self.chunks)
+            or self.rewind > 0
+            or self.offset < len(self.ahead)
+        )
 
     # -- on the loop ----------------------------------------------------------
 
@@ -104,14 +139,35 @@ class Buffers:
             self.capacity = min(2 * self.capacity, MOST)
             self.room = 0
             return None
-        if self.ahead:
-            # The write goes where the reader is, not where the read-ahead
-            # left the file.
-            self.rewind += len(self.ahead) - self.offset
-            self.ahead, self.offset = b"", 0
+        self._give_back_reads()
         self.pending += data
         self.room = self.capacity - len(self.pending)
         return size
+
+    def take_large_write(self, data: bytes) -> bool:
+        """Queue a large ``bytes`` write; False if the queue is full (or none)."""
+        size = len(data)
+        if not self.writes or size < LARGE or self.behind_size + size > BATCH:
+            return False
+        self._give_back_reads()
+        if self.pending:
+            self.behind.append(self.pending)
+            self.pending = bytearray()
+        self.behind.append(data)
+        self.behind_size += size
+        self.room = self.capacity
+        return True
+
+    def _give_back_reads(self) -> None:
+        # A write goes where the reader is, not where reading ahead left the
+        # file: the apply seeks back over what was read but not taken.
+        if self.ahead:
+            self.rewind += len(self.ahead) - self.offset
+            self.ahead, self.offset = b"", 0
+        if self.chunks:
+            self.rewind += sum(map(len, self.chunks))
+            self.chunks.clear()
+        self.chunk_size = 0
 
     def take_read(self, size: int) -> bytes | None:
         """Serve a small read from the read-ahead, or ``None``."""
@@ -120,6 +176,12 @@ class Buffers:
             return None
         self.offset = start + size
         return self.ahead[start : start + size]
+
+    def take_chunk(self, size: int) -> bytes | None:
+        """Serve a large read from the chunks fetched ahead, or ``None``."""
+        if not self.chunks or size != self.chunk_size:
+            return None
+        return self.chunks.popleft()
 
     def take_line(self, size: int) -> bytes | None:
         """Serve a line from the read-ahead if it ends inside it, or ``None``."""
@@ -142,23 +204,39 @@ class Buffers:
         left = len(self.ahead) - self.offset
         self.used_up = bool(self.ahead) and left < SMALL
         back = self.rewind + left
+        if self.chunks:
+            back += sum(map(len, self.chunks))
+            self.chunks.clear()
         if back:
             file.seek(-back, os.SEEK_CUR)
         self.rewind, self.ahead, self.offset = 0, b"", 0
-        if self.pending:
-            # Kept until written: a failed write is retried by the next flush,
-            # as a buffered writer of the standard library does.
-            start = file.tell()
-            try:
-                file.write(self.pending)
-            except BaseException:
-                del self.pending[: _taken(file, start, len(self.pending))]
-                raise
-            # A new bytearray, not clear(): the memory is given back either way,
-            # and a new one starts small.
-            self.pending = bytearray()
+        self.chunk_size, self.batch = 0, 1
+        if self.behind:
+            self._write_all(file, [*self.behind, self.pending])
+        elif self.pending:
+            self._write_all(file, [self.pending])
         if self.writes:
             self.room = self.capacity
+
+    def _write_all(self, file: IO[Any], pieces: list[bytes | bytearray]) -> None:
+        # Kept until written: a failed write is retried by the next flush, as a
+        # buffered writer of the standard library does; but only what the file
+        # did not take (a full disk takes a beginning, then fails).
+        start = file.tell()
+        try:
+            for piece in pieces:
+                if piece:
+                    file.write(piece)
+        except BaseException:
+            total = sum(map(len, pieces))
+            rest = b"".join(pieces)[_taken(file, start, total) :]
+            self.behind, self.behind_size = [], 0
+            self.pending = bytearray(rest)
+            raise
+        self.behind, self.behind_size = [], 0
+        # A new bytearray, not clear(): the memory is given back either way, and
+        # a new one starts small.
+        self.pending = bytearray()
 
     def read_ahead(self, file: IO[Any], size: int) -> bytes:
         """Read ``size`` bytes and keep what follows (see ``READ_AHEAD``)."""
@@ -172,6 +250,24 @@ class Buffers:
         if chunk:
             self.room = 0
         return chunk[:size]
+
+    def read_chunks(self, file: IO[Any], size: int, batch: int) -> bytes:
+        """Read ``size`` bytes, and up to ``batch - 1`` chunks of it ahead."""
+        chunk: bytes = file.read(size)
+        last = chunk
+        for _ in range(batch - 1):
+            if len(last) < size:
+                break  # the end
+            last = file.read(size)
+            if not last:
+                break
+            self.chunks.append(last)
+        if self.chunks:
+            self.room = 0  # a write must give them back first
+        # Reading on in chunks of this size: fetch twice as many next time.
+        self.chunk_size = size
+        self.batch = max(1, min(2 * batch, BATCH // size))
+        return chunk
 
     def readline_ahead(self, file: IO[Any], size: int) -> bytes:
         """Read a line, then fill the read-ahead for the lines after it."""

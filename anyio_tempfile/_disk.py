@@ -19,7 +19,7 @@ from anyio import CancelScope, CapacityLimiter
 from anyio.lowlevel import checkpoint_if_cancelled
 
 from . import _threads
-from ._buffer import SMALL, Buffers, TextBuffers, buffers_for
+from ._buffer import LARGE, SMALL, Buffers, TextBuffers, buffers_for
 from ._cleanup import Closer
 from ._keep import link_into_place, rename_into_place
 
@@ -171,6 +171,15 @@ class DiskStorage:
                 return await self._with_file(
                     lambda file: buffers.read_ahead(file, size)
                 )
+        elif type(size) is int and size >= LARGE and isinstance(buffers, Buffers):
+            if not self._busy and (chunk := buffers.take_chunk(size)) is not None:
+                return chunk
+            if buffers.reads:
+                # Decided here: the call's apply() forgets the streak.
+                batch = buffers.batch if size == buffers.chunk_size else 1
+                return await self._with_file(
+                    lambda file: buffers.read_chunks(file, size, batch)
+                )
         return await self._with_file(lambda file: file.read(size))  # type: ignore[arg-type]
 
     async def readline(self, size: int | None) -> Any:
@@ -220,6 +229,14 @@ class DiskStorage:
             return written
         if self._file.closed:
             return self._ask_closed("write", data)  # type: ignore[no-any-return]
+        buffers = self._buffers
+        if (
+            type(data) is bytes
+            and isinstance(buffers, Buffers)
+            and not self._busy
+            and buffers.take_large_write(data)
+        ):
+            return len(data)
         return await self._with_file(lambda file: file.write(data))
 
     async def writelines(self, lines: Iterable[Any]) -> None:

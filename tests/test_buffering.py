@@ -19,7 +19,7 @@ import pytest
 from fault_support import ThreadSpy
 
 import anyio_tempfile
-from anyio_tempfile._buffer import MOST, READ_AHEAD, SMALL, WRITE_CAPACITY
+from anyio_tempfile._buffer import BATCH, MOST, READ_AHEAD, SMALL, WRITE_CAPACITY
 
 pytestmark = pytest.mark.anyio
 
@@ -233,3 +233,84 @@ async def test_read1_after_a_read_ahead_gives_the_bytes_that_follow(
         rest = await file.read()
         assert first + rest == data[1:]
         assert await file.read1() == b""
+
+
+async def test_large_transfers_share_worker_calls_and_read_back_exactly(
+    anyio_backend: Any, no_leaks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1 MiB writes queue up to BATCH; 1 MiB reads fetch 2, 4, then 8 at once."""
+    rng = random.Random(5)
+    chunks = [rng.randbytes(MiB) for _ in range(32)]
+    spy = ThreadSpy(forbid=False).install(monkeypatch)
+    async with await anyio_tempfile.TemporaryFile(dir=no_leaks) as file:
+        for chunk in chunks:
+            assert await file.write(chunk) == MiB
+        writes_hops = len(spy.hops)
+        assert await file.tell() == 32 * MiB  # the queue reaches the file first
+        assert await file.seek(0) == 0
+        hops_before_reads = len(spy.hops)
+        for chunk in chunks:
+            assert await file.read(MiB) == chunk
+        reads_hops = len(spy.hops) - hops_before_reads
+        assert await file.read(MiB) == b""
+        assert await file.tell() == 32 * MiB
+    # The creation; then 8 MiB (BATCH) queue up, and the write that finds the
+    # queue full takes it to the file with itself: the 9th, 18th and 27th.
+    assert BATCH // MiB == 8
+    assert writes_hops == 1 + 3, spy.hops
+    # 1 + 2 + 4 + 8 + 8 + 8 + 1 (the rest) reads a call.
+    assert reads_hops == 7, spy.hops
+
+
+async def test_large_transfers_interleaved_match_the_standard_library(
+    anyio_backend: Any, no_leaks: Path
+) -> None:
+    """Large and small reads and writes, seeks and tells mixed, queued or not."""
+    rng = random.Random(6)
+    sizes = [1, 64, SMALL, SMALL + 1, 100_000, MiB]
+    ours = await anyio_tempfile.TemporaryFile(dir=no_leaks)
+    with tempfile.TemporaryFile(dir=no_leaks) as theirs:
+        async with ours:
+            for step in range(600):
+                size = rng.choice(sizes)
+                choice = rng.random()
+                if choice < 0.4:
+                    data = rng.randbytes(size)
+                    assert await ours.write(data) == theirs.write(data), step
+                elif choice < 0.8:
+                    # Runs of one size, as streams read.
+                    for _ in range(rng.choice([1, 3, 9])):
+                        assert await ours.read(size) == theirs.read(size), step
+                elif choice < 0.9:
+                    target = rng.randrange(0, theirs.seek(0, os.SEEK_END) + 1)
+                    theirs.seek(target)
+                    assert await ours.seek(target) == target, step
+                elif choice < 0.95:
+                    assert await ours.tell() == theirs.tell(), step
+                else:
+                    assert await ours.truncate() == theirs.truncate(), step
+            await ours.seek(0)
+            theirs.seek(0)
+            assert await ours.read() == theirs.read()
+
+
+def on_disk(name: object) -> bytes:
+    """What another opener of the file ``name`` reads."""
+    return Path(str(name)).read_bytes()
+
+
+async def test_queued_large_writes_are_flushed_for_other_openers(
+    anyio_backend: Any, no_leaks: Path
+) -> None:
+    """flush() (and fileno()) write the queue: other openers see every byte."""
+    data = bytes(range(256)) * 4096  # 1 MiB
+    async with anyio_tempfile.NamedTemporaryFile(dir=no_leaks) as file:
+        await file.write(b"head")
+        await file.write(data)
+        await file.write(b"tail")
+        await file.flush()
+        assert on_disk(file.name) == b"head" + data + b"tail"
+        await file.write(data)
+        os.fstat(await file.fileno())
+        expected = b"head" + data + b"tail" + data
+        assert on_disk(file.name) == expected

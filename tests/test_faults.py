@@ -432,7 +432,7 @@ WriteKind = Literal[
     "NamedTemporaryFile",
     "SpooledTemporaryFile-rolled",
 ]
-Where = Literal["write", "flush", "close"]
+Where = Literal["write", "large-write", "flush", "close"]
 WRITE_KINDS: list[WriteKind] = [
     "TemporaryFile",
     "TemporaryFile-text",
@@ -442,15 +442,27 @@ WRITE_KINDS: list[WriteKind] = [
 ]
 
 # "write": ten 8 KiB writes, the disk full after 50 000 bytes, so that the
-# fault comes while writing, past the in-loop buffer.  "flush" and "close":
+# fault comes while writing, past the in-loop buffer.  "large-write": ten
+# 300 000-byte writes, full after 1 000 000 bytes (ours queues large bytes
+# writes, so the fault may come at a later write or the flush).  "flush" and "close":
 # three small writes that every buffer holds; the disk takes half of them.
-BIG_SPACE = 50_000
-SMALL_SPACE = 1_500
+SPACE: dict[Where, int] = {
+    "write": 50_000,
+    "large-write": 1_000_000,
+    "flush": 1_500,
+    "close": 1_500,
+}
+CHUNKS: dict[Where, tuple[int, int]] = {
+    "write": (10, 8192),
+    "large-write": (10, 300_000),
+    "flush": (3, 1000),
+    "close": (3, 1000),
+}
 
 
 def chunks(where: Where, text: bool) -> list[Any]:
     """Distinct chunks, so that a lost, repeated or moved chunk shows."""
-    count, size = (10, 8192) if where == "write" else (3, 1000)
+    count, size = CHUNKS[where]
     letters = [chr(ord("A") + index) * size for index in range(count)]
     return letters if text else [letter.encode() for letter in letters]
 
@@ -471,7 +483,7 @@ class WriteCase:
 
     @property
     def space(self) -> int:
-        return BIG_SPACE if self.where == "write" else SMALL_SPACE
+        return SPACE[self.where]
 
 
 # Regression (found by this suite, fixed): after a write error, the in-loop buffer is
@@ -484,11 +496,11 @@ class WriteCase:
 WRITE_CASES = [
     WriteCase(kind, where, code)
     for kind in WRITE_KINDS
-    for where in ("write", "flush", "close")
+    for where in ("write", "large-write", "flush", "close")
     for code in (errno.ENOSPC, errno.EIO)
     # Unbuffered, every write reaches the disk at once: nothing is left for
     # flush or close to find.
-    if kind != "TemporaryFile-unbuffered" or where == "write"
+    if kind != "TemporaryFile-unbuffered" or where in ("write", "large-write")
 ]
 
 
@@ -632,7 +644,7 @@ def test_stdlib_write_fault(
             except OSError as exc:
                 error = exc
         else:
-            assert case.where == "write"
+            assert case.where in ("write", "large-write")
         assert error is not None
         assert_fault(error, case.code)
         assert rule.hits >= 1
@@ -660,7 +672,7 @@ def use_storage(
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO], ids=name_of)
-@pytest.mark.parametrize("where", ["write", "close"])
+@pytest.mark.parametrize("where", ["write", "large-write", "close"])
 @pytest.mark.parametrize("storage", STORAGES)
 async def test_atomic_write_write_fault_leaves_the_destination_untouched(
     storage: Storage,
@@ -673,8 +685,7 @@ async def test_atomic_write_write_fault_leaves_the_destination_untouched(
     use_storage(storage, monkeypatch, dest_dir)
     dest = dest_dir / DEST
     dest.write_bytes(OLD)
-    space = BIG_SPACE if where == "write" else SMALL_SPACE
-    rule = faults.fail("write", code, space=space)
+    rule = faults.fail("write", code, space=SPACE[where])
 
     async def write_all() -> None:
         async with atf.atomic_write(dest) as f:
@@ -777,19 +788,9 @@ async def persist_again_and_close(
 # (_keep._link_descriptor)
 
 
-def fsync_case(kind: KeepKind, which: str, code: int) -> Any:
-    return pytest.param(kind, which, code, id=f"{kind}-{which}-{name_of(code)}")
-
-
-@pytest.mark.parametrize(
-    ("kind", "which", "code"),
-    [
-        fsync_case(kind, which, code)
-        for kind in KEEP_KINDS
-        for which in ("data", "directory")
-        for code in (errno.EIO, errno.ENOSPC)
-    ],
-)
+@pytest.mark.parametrize("code", [errno.EIO, errno.ENOSPC], ids=name_of)
+@pytest.mark.parametrize("which", ["data", "directory"])
+@pytest.mark.parametrize("kind", KEEP_KINDS)
 async def test_persist_fsync_fault(
     kind: KeepKind,
     which: str,

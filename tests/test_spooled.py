@@ -1167,12 +1167,13 @@ async def test_a_text_file_mid_iteration_truncates_as_the_stdlibs(
         assert plain.readlines(1) == ["bc"]
         with pytest.raises(OSError, match="telling position disabled") as theirs:
             plain.tell()
-        assert plain.truncate() == 2
+        plain.truncate()  # 2 (None before 3.13)
+        assert plain.tell() == 2
     async with atf.SpooledTemporaryFile(5, "w+", dir=no_leaks) as file:
         await file.write("bc")
         await file.seek(0)
         assert await file.readlines(1) == ["bc"]
-        with pytest.raises(OSError) as ours:
+        with pytest.raises(OSError, match="telling position disabled") as ours:
             await file.tell()
         assert str(ours.value) == str(theirs.value)
         with pytest.raises(OSError, match="telling position disabled"):

@@ -280,17 +280,25 @@ BYTE_PIECES = [
 ]
 # Past SMALL (8 KiB): goes straight to the worker, not through the buffers.
 BIG_BYTES = bytes(range(256)) * 36
+# Past LARGE (256 KiB): queued by reference, or read ahead in chunks.
+HUGE_BYTES = bytes(range(251)) * 1200
 TEXT_PIECES = ["", "a", "bc", "\n", "\r", "\r\n", "é", "€", "𝄞", "xyz12", "0123456789"]
 BIG_TEXT = "ASCII line of text\n" * 480
 BIG_WIDE_TEXT = "wïde €\n" * 1300
 BIG_DATA: dict[str, Any] = {
     "bytes": BIG_BYTES,
+    "huge bytes": HUGE_BYTES,
     "text": BIG_TEXT,
     "wide text": BIG_WIDE_TEXT,
 }
 
 small_bytes = st.lists(st.sampled_from(BYTE_PIECES), max_size=4).map(b"".join)
-byte_data = st.one_of(small_bytes, small_bytes, small_bytes, st.just(Big("bytes")))
+byte_data = st.one_of(
+    small_bytes,
+    small_bytes,
+    small_bytes,
+    st.sampled_from([Big("bytes"), Big("huge bytes")]),
+)
 byte_payloads = st.tuples(
     byte_data,
     st.sampled_from(["bytes", "bytes", "bytearray", "memoryview", "strided", "array"]),
@@ -301,12 +309,13 @@ text_data = st.one_of(
 )
 text_payloads = st.tuples(text_data, st.just("str"))
 
-# The in-loop buffers serve reads up to 8 KiB and read 64 KiB ahead.
-big_sizes = st.sampled_from([8191, 8192, 8193, 70000])
+# The in-loop buffers serve reads up to 8 KiB and read 64 KiB ahead; reads of
+# 256 KiB and more fetch chunks ahead.
+big_sizes = st.sampled_from([8191, 8192, 8193, 70000, 262144, 300000])
 read_sizes = st.one_of(st.none(), st.integers(-1, 40), big_sizes)
 int_sizes = st.one_of(st.integers(-1, 40), big_sizes)
 buffer_sizes = st.one_of(st.integers(0, 40), big_sizes)
-offsets = st.one_of(st.integers(-5, 80), st.sampled_from([8192, 70000]))
+offsets = st.one_of(st.integers(-5, 80), st.sampled_from([8192, 70000, 300000]))
 whences = st.sampled_from([os.SEEK_SET, os.SEEK_CUR, os.SEEK_END])
 truncate_sizes = st.one_of(st.none(), st.integers(-2, 80), st.sampled_from([9000]))
 
