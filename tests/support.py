@@ -61,3 +61,28 @@ def failed_rollover_undone(file: Any) -> Iterator[None]:
             spooled._file.close()
             spooled._file = before
             spooled._TemporaryFileArgs = arguments
+
+
+class Spooled313(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+    """The standard library's spooled file as of 3.13, on every version.
+
+    Python 3.10's spooled file lacks read1, readinto and readinto1, and before
+    3.13 its truncate returns None.  These are the 3.13 methods, word for word.
+    """
+
+    def read1(self, *args: Any) -> Any:
+        return cast(Any, self)._file.read1(*args)
+
+    def readinto(self, b: Any) -> Any:
+        return cast(Any, self)._file.readinto(b)
+
+    def readinto1(self, b: Any) -> Any:
+        return cast(Any, self)._file.readinto1(b)
+
+    def truncate(self, size: int | None = None) -> Any:
+        file = cast(Any, self)._file
+        if size is None:
+            return file.truncate()
+        if size > cast(Any, self)._max_size:
+            self.rollover()
+        return cast(Any, self)._file.truncate(size)

@@ -19,7 +19,7 @@ from typing import Any, Literal, cast
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import failed_rollover_undone
+from support import Spooled313, failed_rollover_undone
 
 import anyio_tempfile as atf
 
@@ -44,32 +44,6 @@ Outcome = tuple[str, Any]
 
 
 # -- opening both sides -------------------------------------------------------------
-
-
-class Spooled313(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
-    """The standard library's spooled file as of 3.11+, on every version.
-
-    The package follows CPython 3.13; Python 3.10's spooled file lacks read1,
-    readinto and readinto1 and its truncate returns None.  These are the 3.13
-    methods, word for word.
-    """
-
-    def read1(self, *args: Any) -> Any:
-        return cast(Any, self)._file.read1(*args)
-
-    def readinto(self, b: Any) -> Any:
-        return cast(Any, self)._file.readinto(b)
-
-    def readinto1(self, b: Any) -> Any:
-        return cast(Any, self)._file.readinto1(b)
-
-    def truncate(self, size: int | None = None) -> Any:
-        file = cast(Any, self)._file
-        if size is None:
-            return file.truncate()
-        if size > cast(Any, self)._max_size:
-            self.rollover()
-        return cast(Any, self)._file.truncate(size)
 
 
 def open_stdlib(kind: Kind, directory: Path, options: dict[str, Any]) -> Any:

@@ -38,10 +38,10 @@ import pytest
 from fault_support import OpenFileSpy, ThreadRefused, ThreadSpy, real_open_file
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import Spooled313
 from test_differential import (
     Op,
     Outcome,
-    Spooled313,
     run_our_step,
     run_stdlib_step,
     stdlib_rolled,

@@ -38,7 +38,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal
 
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -54,7 +54,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from support import failed_rollover_undone, open_descriptors
+from support import Spooled313, failed_rollover_undone, open_descriptors
 
 import anyio_tempfile as atf
 
@@ -84,34 +84,6 @@ MACHINE_SETTINGS = settings(
 # Python < 3.12's NamedTemporaryFile has no delete_on_close (it always deletes
 # on close); ours has it on every Python.
 STDLIB_HAS_DELETE_ON_CLOSE = sys.version_info >= (3, 12)
-
-
-# -- the reference for SpooledTemporaryFile ---------------------------------------
-
-
-class Spooled313(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
-    """The standard library's spooled file as of 3.13, on every version.
-
-    Python 3.10's spooled file lacks read1, readinto and readinto1, and before
-    3.13 its truncate returns None.  These are the 3.13 methods, word for word.
-    """
-
-    def read1(self, *args: Any) -> Any:
-        return cast(Any, self)._file.read1(*args)
-
-    def readinto(self, b: Any) -> Any:
-        return cast(Any, self)._file.readinto(b)
-
-    def readinto1(self, b: Any) -> Any:
-        return cast(Any, self)._file.readinto1(b)
-
-    def truncate(self, size: int | None = None) -> Any:
-        file = cast(Any, self)._file
-        if size is None:
-            return file.truncate()
-        if size > cast(Any, self)._max_size:
-            self.rollover()
-        return cast(Any, self)._file.truncate(size)
 
 
 # -- outcomes -------------------------------------------------------------------
