@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import os
 import stat
@@ -124,20 +125,46 @@ class FileOptions:
             # Refused since 3.11 (3.10 only warned): 3.13's answer everywhere.
             raise ValueError(f"invalid mode: {mode!r}")
         if "b" not in mode:
-            encoding = _text_encoding(encoding)
-        # open() checks the mode before it opens anything; _refuse stops it there.
-        with contextlib.suppress(_Refused):
-            open(os.devnull, mode, buffering, encoding, errors, newline, opener=_refuse)  # noqa: SIM115
-        if "b" not in mode:
-            # What io.open checks only once it has a descriptor: do it now.
-            if buffering == 0:
-                raise ValueError("can't have unbuffered text I/O")
-            io.TextIOWrapper(io.BytesIO(), encoding, errors, newline)
-        return cls(mode, buffering, encoding, newline, errors)
+            encoding = _text_encoding(encoding)  # warns (PEP 597) on every call
+        warns = buffering == 1 and "b" in mode  # open()'s RuntimeWarning, each time
+        if (
+            type(buffering) is int
+            and not warns
+            and all(
+                value is None or type(value) is str
+                for value in (encoding, newline, errors)
+            )
+        ):
+            # Hashable, and a constructor is called with a few argument sets
+            # over and over: each set is checked once (only a valid one is
+            # remembered; an error is raised afresh every time).
+            return _checked_once(mode, buffering, encoding, newline, errors)
+        return _check(mode, buffering, encoding, newline, errors)
 
     @property
     def text(self) -> bool:
         return "b" not in self.mode
+
+
+def _check(
+    mode: str,
+    buffering: int,
+    encoding: str | None,
+    newline: str | None,
+    errors: str | None,
+) -> FileOptions:
+    # open() checks the mode before it opens anything; _refuse stops it there.
+    with contextlib.suppress(_Refused):
+        open(os.devnull, mode, buffering, encoding, errors, newline, opener=_refuse)  # noqa: SIM115
+    if "b" not in mode:
+        # What io.open checks only once it has a descriptor: do it now.
+        if buffering == 0:
+            raise ValueError("can't have unbuffered text I/O")
+        io.TextIOWrapper(io.BytesIO(), encoding, errors, newline)
+    return FileOptions(mode, buffering, encoding, newline, errors)
+
+
+_checked_once = functools.lru_cache(maxsize=64)(_check)
 
 
 class _Refused(Exception):

@@ -118,6 +118,13 @@ class DiskStorage:
         if not shielded:
             await self._lock.acquire()
             return None
+        try:
+            # Free (the usual case): taken at once, with no scope to shield.
+            self._lock.acquire_nowait()
+        except anyio.WouldBlock:
+            pass
+        else:
+            return None
         interruption: BaseException | None = None
         while True:
             try:

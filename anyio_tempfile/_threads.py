@@ -162,7 +162,12 @@ async def _run_to_completion(
             # Unshielded, run_sync's first checkpoint lets a cancellation stop a
             # call that need not run; once the call is queued, AnyIO shields
             # the wait itself (abandon_on_cancel=False).
-            with CancelScope(shield=must_run):
+            if must_run:
+                with CancelScope(shield=True):
+                    await to_thread.run_sync(call, limiter=limiter)
+            else:
+                # No scope of our own: an unshielded one would change nothing
+                # and cost a scope's enter and exit on every call.
                 await to_thread.run_sync(call, limiter=limiter)
         except BaseException as exc:
             interruption = interruption or exc

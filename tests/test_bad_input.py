@@ -677,3 +677,23 @@ async def test_persist_to_non_path_is_type_error(kind: str, no_leaks: Path) -> N
     async with open_constructor(kind, no_leaks) as file:
         with pytest.raises(TypeError):
             await file.persist(5)
+
+
+@pytest.mark.parametrize(
+    "case", ["unknown-encoding", "illegal-newline", "unbuffered-text"]
+)
+async def test_bad_open_argument_raises_every_time(case: str, no_leaks: Path) -> None:
+    # Valid argument sets are checked once and remembered; a bad one never is.
+    options, documented = OPEN_ARGUMENTS[case]
+    for _ in range(3):
+        with pytest.raises(documented):
+            await atf.TemporaryFile(**{**options, "dir": no_leaks})
+
+
+async def test_binary_line_buffering_warns_every_time(no_leaks: Path) -> None:
+    # open()'s RuntimeWarning for buffering=1 in binary mode, on each creation
+    # as the standard library's: such argument sets are not remembered.
+    for _ in range(2):
+        with pytest.warns(RuntimeWarning, match="line buffering"):
+            file = await atf.TemporaryFile("w+b", buffering=1, dir=no_leaks)
+        await file.aclose()
