@@ -7,14 +7,17 @@ needs the file (flush, seek, tell, read, truncate, fileno, persist, close); and
 a small binary read takes a read-ahead chunk from one worker call, from which
 the next small reads are served.
 
-Large transfers (``LARGE`` bytes or more) of a binary file share worker calls
-too, since a worker call costs about what copying a megabyte does: a large
-``bytes`` write is queued by reference (``bytes`` cannot change under us) until
-the queue holds ``BATCH`` bytes; and large reads of one size, one after
-another, fetch several chunks of that size in one call (2, then 4, ... up to
-``BATCH`` bytes), each a separate ``bytes``, so that serving them copies
-nothing.  So a file holds at most ``BATCH`` bytes of queued writes or of reads
-fetched ahead.
+Bigger transfers of a binary file share worker calls too, since a worker call
+costs about what copying a megabyte does.  A ``bytes`` write of more than
+``SMALL`` bytes is queued by reference (``bytes`` cannot change under us, so
+nothing is copied): a medium one (a framework's 64 KiB upload chunk) while the
+queue holds at most ``MOST`` bytes, a large one (``LARGE`` bytes or more) until
+it holds ``BATCH``.  The write that finds the queue full takes it to the file
+with itself, in one call.  Large reads of one size, one after another, fetch
+several chunks of that size in one call (2, then 4, ... up to ``BATCH`` bytes),
+each a separate ``bytes``, so that serving them copies nothing.  So a file
+holds at most ``BATCH`` bytes of queued writes or of reads fetched ahead, and
+at most ``MOST`` while its writes are medium-sized.
 
 The file's semantics are untouched: before any other operation the worker
 first *applies* the buffers (seeks back over read-ahead not yet consumed, then
@@ -46,9 +49,10 @@ WRITE_CAPACITY = 64 * 1024
 READ_AHEAD = 64 * 1024
 MOST = 256 * 1024
 # Transfers of at least LARGE bytes share worker calls: writes queued, or
-# reads fetched ahead, up to BATCH bytes a call.  Below LARGE a transfer takes a
-# call of its own (a framework's 64 KiB upload chunks): queueing them would let
-# each of many concurrent files hold BATCH bytes.
+# reads fetched ahead, up to BATCH bytes a call.  Medium writes (past SMALL,
+# below LARGE: a framework's 64 KiB upload chunks) are queued only up to MOST,
+# so that each of many concurrent files holds little: 4 chunks of 64 KiB share
+# a call.
 LARGE = 256 * 1024
 BATCH = 8 * 1024 * 1024
 
@@ -92,8 +96,8 @@ class Buffers:
         self.capacity = WRITE_CAPACITY  # of pending
         self.ahead_size = READ_AHEAD  # what the next read-ahead fetches
         self.used_up = False  # whether the last read-ahead was read to its end
-        # Large writes queued, in order, before pending: the callers' bytes, and
-        # pending buffers that a large write followed.
+        # Writes queued, in order, before pending: the callers' bytes, and
+        # pending buffers that a queued write followed.
         self.behind: list[bytes | bytearray] = []
         self.behind_size = 0
         # Large reads: chunks of chunk_size fetched ahead, the next one first.
@@ -144,10 +148,11 @@ class Buffers:
         self.room = self.capacity - len(self.pending)
         return size
 
-    def take_large_write(self, data: bytes) -> bool:
-        """Queue a large ``bytes`` write; False if the queue is full (or none)."""
+    def queue_write(self, data: bytes) -> bool:
+        """Queue a ``bytes`` write past ``SMALL``; False if the queue is full."""
         size = len(data)
-        if not self.writes or size < LARGE or self.behind_size + size > BATCH:
+        limit = BATCH if size >= LARGE else MOST
+        if not self.writes or size <= SMALL or self.behind_size + size > limit:
             return False
         self._give_back_reads()
         if self.pending:

@@ -241,7 +241,7 @@ class DiskStorage:
             type(data) is bytes
             and isinstance(buffers, Buffers)
             and not self._busy
-            and buffers.take_large_write(data)
+            and buffers.queue_write(data)
         ):
             return len(data)
         return await self._with_file(lambda file: file.write(data))

@@ -66,7 +66,9 @@ class AsyncTemporaryFile(Generic[AnyStr]):
       ``asyncio.StreamReader.read`` with buffered data, they return without
       yielding, and a cancellation is delivered at the next call that does I/O,
       at most one buffer later (64 KiB; doubling up to 256 KiB while the file
-      is written or read as a stream).  ``flush()`` hands the data to the OS.
+      is written or read as a stream).  ``bytes`` writes past 8 KiB are queued
+      by reference (up to 256 KiB; 8 MiB of writes of 256 KiB or more) and
+      share the next worker call.  ``flush()`` hands the data to the OS.
     * An in-memory spooled file works on the loop; a checkpoint comes every 64
       small operations, or every 64 KiB copied, whichever first.
 

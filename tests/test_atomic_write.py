@@ -716,7 +716,9 @@ async def write_block(dest: Path, body: Body, ran: list[str]) -> None:
     async with atf.atomic_write(dest, overwrite=body != "overwrite-false") as f:
         await f.write(HEAD)
         await f.flush()
-        await f.write(TAIL)
+        # A bytearray past 8 KiB is written in a worker call of its own (bytes
+        # would be queued for the commit's call): one more hop to cancel at.
+        await f.write(bytearray(TAIL))
         if body == "closes-early":
             await f.aclose()
     ran.append("after")

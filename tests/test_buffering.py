@@ -314,3 +314,46 @@ async def test_queued_large_writes_are_flushed_for_other_openers(
         os.fstat(await file.fileno())
         expected = b"head" + data + b"tail" + data
         assert on_disk(file.name) == expected
+
+
+async def test_medium_writes_share_worker_calls_up_to_most(
+    anyio_backend: Any, no_leaks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """64 KiB writes (upload chunks) queue up to MOST, then go four or five a call."""
+    chunk_size = 64 * 1024
+    rng = random.Random(7)
+    chunks = [rng.randbytes(chunk_size) for _ in range(32)]
+    spy = ThreadSpy(forbid=False).install(monkeypatch)
+    async with anyio_tempfile.NamedTemporaryFile(dir=no_leaks) as file:
+        hops_before = len(spy.hops)
+        for chunk in chunks:
+            assert await file.write(chunk) == chunk_size
+        writes_hops = len(spy.hops) - hops_before
+        # MOST holds 4 chunks; the 5th finds the queue full and takes it along:
+        # the 5th, 10th, ... 30th write each make a call, 31 and 32 wait.
+        assert MOST // chunk_size == 4
+        assert writes_hops == 6, spy.hops
+        assert on_disk(file.name) == b"".join(chunks[:30])
+        await file.flush()
+        assert on_disk(file.name) == b"".join(chunks)
+        await file.seek(0)
+        assert await file.read() == b"".join(chunks)
+
+
+async def test_medium_writes_mixed_with_small_ones_keep_their_order(
+    anyio_backend: Any, no_leaks: Path
+) -> None:
+    """Small writes buffered between queued medium ones land in call order."""
+    rng = random.Random(8)
+    sizes = [1, 64, SMALL, SMALL + 1, 64 * 1024, 200_000, MOST]
+    ours = await anyio_tempfile.TemporaryFile(dir=no_leaks)
+    with tempfile.TemporaryFile(dir=no_leaks) as theirs:
+        async with ours:
+            for step in range(400):
+                data = rng.randbytes(rng.choice(sizes))
+                assert await ours.write(data) == theirs.write(data), step
+                if rng.random() < 0.05:
+                    assert await ours.tell() == theirs.tell(), step
+            await ours.seek(0)
+            theirs.seek(0)
+            assert await ours.read() == theirs.read()

@@ -432,7 +432,7 @@ WriteKind = Literal[
     "NamedTemporaryFile",
     "SpooledTemporaryFile-rolled",
 ]
-Where = Literal["write", "large-write", "flush", "close"]
+Where = Literal["write", "medium-write", "large-write", "flush", "close"]
 WRITE_KINDS: list[WriteKind] = [
     "TemporaryFile",
     "TemporaryFile-text",
@@ -442,18 +442,21 @@ WRITE_KINDS: list[WriteKind] = [
 ]
 
 # "write": ten 8 KiB writes, the disk full after 50 000 bytes, so that the
-# fault comes while writing, past the in-loop buffer.  "large-write": ten
-# 300 000-byte writes, full after 1 000 000 bytes (ours queues large bytes
-# writes, so the fault may come at a later write or the flush).  "flush" and "close":
+# fault comes while writing, past the in-loop buffer.  "medium-write": ten
+# 64 KiB writes, full after 300 000 bytes, and "large-write": ten 300 000-byte
+# writes, full after 1 000 000 bytes (ours queues bytes writes past 8 KiB, so
+# the fault may come at a later write or the flush).  "flush" and "close":
 # three small writes that every buffer holds; the disk takes half of them.
 SPACE: dict[Where, int] = {
     "write": 50_000,
+    "medium-write": 300_000,
     "large-write": 1_000_000,
     "flush": 1_500,
     "close": 1_500,
 }
 CHUNKS: dict[Where, tuple[int, int]] = {
     "write": (10, 8192),
+    "medium-write": (10, 64 * 1024),
     "large-write": (10, 300_000),
     "flush": (3, 1000),
     "close": (3, 1000),
@@ -496,11 +499,12 @@ class WriteCase:
 WRITE_CASES = [
     WriteCase(kind, where, code)
     for kind in WRITE_KINDS
-    for where in ("write", "large-write", "flush", "close")
+    for where in ("write", "medium-write", "large-write", "flush", "close")
     for code in (errno.ENOSPC, errno.EIO)
     # Unbuffered, every write reaches the disk at once: nothing is left for
     # flush or close to find.
-    if kind != "TemporaryFile-unbuffered" or where in ("write", "large-write")
+    if kind != "TemporaryFile-unbuffered"
+    or where in ("write", "medium-write", "large-write")
 ]
 
 
@@ -644,7 +648,7 @@ def test_stdlib_write_fault(
             except OSError as exc:
                 error = exc
         else:
-            assert case.where in ("write", "large-write")
+            assert case.where in ("write", "medium-write", "large-write")
         assert error is not None
         assert_fault(error, case.code)
         assert rule.hits >= 1
@@ -672,7 +676,7 @@ def use_storage(
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO], ids=name_of)
-@pytest.mark.parametrize("where", ["write", "large-write", "close"])
+@pytest.mark.parametrize("where", ["write", "medium-write", "large-write", "close"])
 @pytest.mark.parametrize("storage", STORAGES)
 async def test_atomic_write_write_fault_leaves_the_destination_untouched(
     storage: Storage,

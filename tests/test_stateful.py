@@ -250,9 +250,10 @@ BYTE_PIECES = [
     b"\xff\x00",
     b"0123456789",
 ]
-# Past SMALL (8 KiB): goes straight to the worker, not through the buffers.
+# Past SMALL (8 KiB): as bytes, queued by reference up to MOST (256 KiB); any
+# other buffer goes straight to the worker.
 BIG_BYTES = bytes(range(256)) * 36
-# Past LARGE (256 KiB): queued by reference, or read ahead in chunks.
+# Past LARGE (256 KiB): queued by reference up to BATCH, or read ahead in chunks.
 HUGE_BYTES = bytes(range(251)) * 1200
 TEXT_PIECES = ["", "a", "bc", "\n", "\r", "\r\n", "é", "€", "𝄞", "xyz12", "0123456789"]
 BIG_TEXT = "ASCII line of text\n" * 480
