@@ -24,7 +24,7 @@ import codecs
 import dataclasses
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
@@ -127,6 +127,24 @@ def _positioned_as_rolled(file: IO[Any], written: T) -> T:
     if isinstance(file, io.TextIOWrapper):
         file.seek(file.tell(), 0)
     return written
+
+
+def _attempt(work: Callable[[], T]) -> Callable[[], T]:
+    """Run ``work()`` now; a callable that returns its result or raises its error.
+
+    For a worker call that must hand back what it made even when its last step
+    fails: the error is raised on the loop, once the rest is recorded.
+    """
+    try:
+        result = work()
+    except Exception as exc:
+        error = exc
+
+        def fail() -> T:
+            raise error
+
+        return fail
+    return lambda: result
 
 
 def _byte_count(data: Any) -> int:
@@ -267,20 +285,46 @@ class SpooledStorage:
                 pass
 
     async def _roll_over(
+        self, in_memory: InMemory, beside: str | bytes | None = None
+    ) -> DiskStorage:
+        disk, _ = await self._roll(in_memory, beside, None)
+        return disk
+
+    async def _roll_over_to_write(
+        self, in_memory: InMemory, write: Callable[[IO[Any]], T]
+    ) -> T:
+        """Roll over and make the write that needs it, in one worker call.
+
+        The write goes where it would have gone in memory.  If it fails, the
+        rollover stands all the same, as if they had been two calls; if the
+        caller is cancelled, neither happened: the data stays in memory.
+        """
+        _, write_outcome = await self._roll(in_memory, None, write)
+        assert write_outcome is not None
+        return write_outcome()  # type: ignore[no-any-return]
+
+    async def _roll(
         self,
         in_memory: InMemory,
-        beside: str | bytes | None = None,
-        *,
-        for_write: bool = False,
-    ) -> DiskStorage:
+        beside: str | bytes | None,
+        write: Callable[[IO[Any]], Any] | None,
+    ) -> tuple[DiskStorage, Callable[[], Any] | None]:
         if in_memory.file.closed:
             raise ValueError("I/O operation on closed file.")
         rolling = RollingOver(in_memory, anyio.Event())
         self._state = rolling
+
+        def copy_then_write() -> tuple[DiskStorage, Callable[[], Any] | None]:
+            disk = self._copy_to_disk(in_memory, beside, for_write=write is not None)
+            if write is None:
+                return disk, None
+            file, make_write = disk.wrapped, write
+            return disk, _attempt(lambda: _positioned_as_rolled(file, make_write(file)))
+
         try:
-            disk = await _threads.create(
-                lambda: self._copy_to_disk(in_memory, beside, for_write=for_write),
-                DiskStorage.close_now,
+            disk, write_outcome = await _threads.create(
+                copy_then_write,
+                lambda made: made[0].close_now(),
                 self._limiter,
             )
         except BaseException:
@@ -290,7 +334,7 @@ class SpooledStorage:
             self._state = OnDisk(disk)
             in_memory.file.close()  # frees the buffer
             in_memory.memory.release()
-            return disk
+            return disk, write_outcome
         finally:
             rolling.finished.set()
 
@@ -506,10 +550,7 @@ class SpooledStorage:
         if verdict:
             # Roll over first: the new data goes to disk from a worker, and the
             # loop never holds more than max_size (or the budget) in memory.
-            disk = await self._roll_over(state, for_write=True)
-            return await disk.on_file(
-                lambda file: _positioned_as_rolled(file, file.write(data))
-            )
+            return await self._roll_over_to_write(state, lambda file: file.write(data))
         try:
             written = state.file.write(data)
         except BaseException:
@@ -528,10 +569,7 @@ class SpooledStorage:
             return
         pieces = list(lines)
         if self._must_go_to_disk(state, pieces):  # None: settled below
-            disk = await self._roll_over(state, for_write=True)
-            await disk.on_file(
-                lambda file: _positioned_as_rolled(file, file.writelines(pieces))
-            )
+            await self._roll_over_to_write(state, lambda file: file.writelines(pieces))
             return
         try:
             state.file.writelines(pieces)

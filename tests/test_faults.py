@@ -705,6 +705,34 @@ async def test_atomic_write_write_fault_leaves_the_destination_untouched(
     assert listing(dest_dir) == [DEST]
 
 
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO], ids=name_of)
+async def test_spooled_crossing_write_fault_after_the_copy_keeps_the_rollover(
+    code: int, faults: SyscallFaults, scratch_dir: Path
+) -> None:
+    """The copy and the write that made the file roll share one worker call.
+
+    The disk takes the copy and fails the write: the rollover stands (as if
+    they had been two calls), the write raises the stdlib's error, and the
+    file holds the copy, then at most a beginning of the write.
+    """
+    before, crossing = b"m" * 100_000, b"c" * 65_536
+    async with atf.SpooledTemporaryFile(100_000, dir=scratch_dir) as f:
+        await f.write(before)
+        assert not f.rolled
+        rule = faults.fail("write", code, space=len(before) + 1000)
+        with pytest.raises(stdlib_type(code)) as caught:
+            await f.write(crossing)
+        assert_fault(caught.value, code)
+        assert rule.hits >= 1
+        assert f.rolled
+        faults.clear()
+        await f.seek(0)
+        content = await f.read()
+        assert_intact(content, before, crossing)
+        assert listing(scratch_dir) == []
+    assert listing(scratch_dir) == []
+
+
 # --------------------------------------------------------------------------- #
 # persist and atomic_write: fsync, link and rename fail
 # --------------------------------------------------------------------------- #

@@ -458,6 +458,21 @@ async def test_crossing_text_write_rolls_over_before_its_text_is_written(
         assert await snapshot(file) == ("héllowörld!!!!!!", 18)
 
 
+@pytest.mark.parametrize("many", [False, True], ids=["write", "writelines"])
+async def test_crossing_write_and_its_rollover_share_one_worker_call(
+    many: bool, scratch_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with await spooled_with_data(scratch_dir) as file:
+        spy = ThreadSpy(forbid=False).install(monkeypatch)
+        if many:
+            await file.writelines([CROSSING[:10], CROSSING[10:]])
+        else:
+            assert await file.write(CROSSING) == len(CROSSING)
+        assert file.rolled
+        assert len(spy.hops) == 1, spy.hops
+        assert await snapshot(file) == (DATA[:POSITION] + CROSSING, 24)
+
+
 async def test_rollover_opens_copies_and_writes_in_worker_threads(
     scratch_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
