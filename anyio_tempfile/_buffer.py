@@ -19,11 +19,15 @@ each a separate ``bytes``, so that serving them copies nothing.  So a file
 holds at most ``BATCH`` bytes of queued writes or of reads fetched ahead, and
 at most ``MOST`` while its writes are medium-sized.
 
+A ``seek(0)`` (write, then read it all back) waits too: its result is known
+without asking the file, so the next call that needs the file makes it.
+
 The file's semantics are untouched: before any other operation the worker
-first *applies* the buffers (seeks back over read-ahead not yet consumed, then
-writes what is pending), so the file is exactly where a plain buffered file
-would be.  Only the loop touches the buffers, except inside :meth:`apply`,
-which a worker runs while the owner holds its I/O lock.
+first *applies* the buffers (seeks back over read-ahead not yet consumed,
+writes what is pending, then makes a waiting ``seek(0)``), so the file is
+exactly where a plain buffered file would be.  Only the loop touches the
+buffers, except inside :meth:`apply`, which a worker runs while the owner
+holds its I/O lock.
 
 A buffered call that needs no I/O returns without yielding to the event loop,
 as ``asyncio.StreamReader.read`` does with buffered data: a cancellation is
@@ -79,6 +83,7 @@ class Buffers:
         "pending",
         "reads",
         "rewind",
+        "rewound",
         "room",
         "used_up",
         "writes",
@@ -93,6 +98,9 @@ class Buffers:
         self.ahead = b""
         self.offset = 0
         self.rewind = 0  # bytes to seek back before the pending writes
+        # A seek to the start, not made yet: apply() makes it after the pending
+        # writes.  Until then writes go to the file (they come after the seek).
+        self.rewound = False
         self.capacity = WRITE_CAPACITY  # of pending
         self.ahead_size = READ_AHEAD  # what the next read-ahead fetches
         self.used_up = False  # whether the last read-ahead was read to its end
@@ -117,13 +125,14 @@ class Buffers:
             bool(self.pending or self.behind or self.chunks)
             or self.rewind > 0
             or self.offset < len(self.ahead)
+            or self.rewound
         )
 
     # -- on the loop ----------------------------------------------------------
 
     def take_write(self, data: Any) -> int | None:
         """Buffer a small write; its byte count, or ``None`` to go to the file."""
-        if not self.writes:
+        if not self.writes or self.rewound:
             return None
         if type(data) is bytes:
             size = len(data)
@@ -152,7 +161,12 @@ class Buffers:
         """Queue a ``bytes`` write past ``SMALL``; False if the queue is full."""
         size = len(data)
         limit = BATCH if size >= LARGE else MOST
-        if not self.writes or size <= SMALL or self.behind_size + size > limit:
+        if (
+            not self.writes
+            or self.rewound
+            or size <= SMALL
+            or self.behind_size + size > limit
+        ):
             return False
         self._give_back_reads()
         if self.pending:
@@ -162,6 +176,12 @@ class Buffers:
         self.behind_size += size
         self.room = self.capacity
         return True
+
+    def rewind_to_start(self) -> None:
+        """Take a seek to the start, made by the next apply() (no I/O now)."""
+        self._give_back_reads()
+        self.rewound = True
+        self.room = 0  # writes now come after the seek: to the file
 
     def _give_back_reads(self) -> None:
         # A write goes where the reader is, not where reading ahead left the
@@ -220,6 +240,10 @@ class Buffers:
             self._write_all(file, [*self.behind, self.pending])
         elif self.pending:
             self._write_all(file, [self.pending])
+        if self.rewound:
+            # After the writes it followed; kept if they failed, for the retry.
+            file.seek(0)
+            self.rewound = False
         if self.writes:
             self.room = self.capacity
 

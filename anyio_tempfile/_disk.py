@@ -11,6 +11,7 @@ standard-library file raises.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterable
 from typing import IO, Any, TypeVar
 
@@ -259,6 +260,21 @@ class DiskStorage:
         await self._with_file(lambda file: file.writelines(pieces))
 
     async def seek(self, offset: int, whence: int) -> int:
+        buffers = self._buffers
+        if (
+            type(offset) is int
+            and offset == 0
+            and whence == os.SEEK_SET
+            and type(whence) is int
+            and isinstance(buffers, Buffers)
+            and not self._busy
+            and not self._file.closed
+        ):
+            # Back to the start (write, then read it back): the position is
+            # known without asking the file, so the seek waits for the next
+            # call that needs the file, after the pending writes.
+            buffers.rewind_to_start()
+            return 0
         return await self._call("seek", offset, whence)  # type: ignore[no-any-return]
 
     async def tell(self) -> int:

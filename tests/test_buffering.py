@@ -357,3 +357,73 @@ async def test_medium_writes_mixed_with_small_ones_keep_their_order(
             await ours.seek(0)
             theirs.seek(0)
             assert await ours.read() == theirs.read()
+
+
+async def test_rewinding_waits_for_the_next_call_that_needs_the_file(
+    anyio_backend: Any, no_leaks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """write, seek(0), read back: the seek is made by the read's worker call."""
+    payload = bytes(range(256)) * 16
+    async with anyio_tempfile.NamedTemporaryFile(dir=no_leaks) as file:
+        spy = ThreadSpy(forbid=False).install(monkeypatch)
+        assert await file.write(payload) == len(payload)
+        assert await file.seek(0) == 0
+        assert spy.hops == []
+        assert on_disk(file.name) == b""  # nothing has reached the file yet
+        assert await file.read() == payload
+        assert len(spy.hops) == 1, spy.hops
+        assert await file.seek(0) == 0
+        fd = await file.fileno()  # whoever uses the descriptor finds it rewound
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 0
+        assert await file.read(10) == payload[:10]
+
+
+async def test_writes_after_a_waiting_rewind_go_to_the_start(
+    anyio_backend: Any, no_leaks: Path
+) -> None:
+    async with anyio_tempfile.NamedTemporaryFile(dir=no_leaks) as file:
+        await file.write(b"0123456789")
+        await file.seek(0)
+        await file.write(b"ab")  # small: would be buffered, but the seek comes first
+        await file.seek(0)
+        await file.write(b"Z" * (SMALL + 1))  # queued size: the same
+        await file.write(b"cd")
+        await file.flush()
+        assert on_disk(file.name) == b"Z" * (SMALL + 1) + b"cd"
+        assert await file.tell() == SMALL + 3
+
+
+async def test_rewinds_mixed_with_everything_match_the_standard_library(
+    anyio_backend: Any, no_leaks: Path
+) -> None:
+    """seek(0) often, between buffered and queued writes, reads and truncates."""
+    rng = random.Random(9)
+    sizes = [0, 1, 64, SMALL, SMALL + 1, 70_000, MOST + 1]
+    ours = await anyio_tempfile.TemporaryFile(dir=no_leaks)
+    with tempfile.TemporaryFile(dir=no_leaks) as theirs:
+        async with ours:
+            for step in range(1500):
+                choice = rng.random()
+                size = rng.choice(sizes)
+                if choice < 0.3:
+                    data = rng.randbytes(size)
+                    assert await ours.write(data) == theirs.write(data), step
+                elif choice < 0.55:
+                    assert await ours.seek(0) == theirs.seek(0), step
+                elif choice < 0.8:
+                    assert await ours.read(size) == theirs.read(size), step
+                elif choice < 0.85:
+                    assert await ours.readline() == theirs.readline(), step
+                elif choice < 0.9:
+                    assert await ours.tell() == theirs.tell(), step
+                elif choice < 0.95:
+                    assert await ours.truncate() == theirs.truncate(), step
+                else:
+                    # Flushed, every byte written is in the file.
+                    await ours.flush()
+                    theirs.flush()
+                    size = os.fstat(theirs.fileno()).st_size
+                    assert os.fstat(await ours.fileno()).st_size == size, step
+            await ours.seek(0)
+            theirs.seek(0)
+            assert await ours.read() == theirs.read()

@@ -706,6 +706,30 @@ async def test_atomic_write_write_fault_leaves_the_destination_untouched(
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO], ids=name_of)
+async def test_write_fault_behind_a_waiting_rewind_surfaces_at_the_next_call(
+    code: int, faults: SyscallFaults, scratch_dir: Path
+) -> None:
+    """seek(0) waits for the next call: the pending write's error comes there.
+
+    The rewind stays taken: once the disk is back, the retry writes the rest
+    and reads from the start, as the caller was told.
+    """
+    pieces = [bytes([65 + index]) * 1000 for index in range(3)]
+    async with closed_at_end(await atf.TemporaryFile(dir=scratch_dir), faults) as f:
+        for piece in pieces:
+            assert await f.write(piece) == 1000
+        rule = faults.fail("write", code, space=1500)
+        assert await f.seek(0) == 0
+        with pytest.raises(stdlib_type(code)) as caught:
+            await f.read(10)
+        assert_fault(caught.value, code)
+        assert rule.hits >= 1
+        faults.clear()
+        assert await f.read() == b"".join(pieces)
+        assert await f.tell() == 3000
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO], ids=name_of)
 async def test_spooled_crossing_write_fault_after_the_copy_keeps_the_rollover(
     code: int, faults: SyscallFaults, scratch_dir: Path
 ) -> None:
