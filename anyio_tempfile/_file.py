@@ -169,7 +169,12 @@ class AsyncTemporaryFile(Generic[AnyStr]):
         return self._storage.writelines(lines)
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> Coroutine[Any, Any, int]:
-        """Move to ``offset`` relative to ``whence``; the new position."""
+        """Move to ``offset`` relative to ``whence``; the new position.
+
+        On a binary disk-backed file ``seek(0)`` needs no worker call: the next
+        call that needs the file makes it, after the buffered writes (whose
+        error, if any, that call raises).
+        """
         return self._storage.seek(offset, whence)
 
     def tell(self) -> Coroutine[Any, Any, int]:
