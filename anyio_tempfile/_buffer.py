@@ -313,17 +313,20 @@ class TextBuffers:
 
     Only ASCII strings are buffered, and only for codecs that encode them byte
     for byte: they can neither fail to encode nor be encoded differently once
-    joined, so buffering changes nothing a caller can see.
+    joined, so buffering changes nothing a caller can see.  Nor while the file
+    reports the newlines it has read: a write resets them to ``None``, which
+    the caller sees at once in ``newlines``.
     """
 
-    __slots__ = ("pending", "pending_size")
+    __slots__ = ("_file", "pending", "pending_size")
 
     # As Buffers, for the owner's fast paths: which always send text on.
     ahead = b""
     offset = 0
     room = 0
 
-    def __init__(self) -> None:
+    def __init__(self, file: io.TextIOWrapper) -> None:
+        self._file = file
         self.pending: list[str] = []
         self.pending_size = 0
 
@@ -334,6 +337,8 @@ class TextBuffers:
     def take_write(self, data: Any) -> int | None:
         if type(data) is not str or not data.isascii():
             return None
+        if self._file.newlines is not None:
+            return None  # the write's reset must show: it goes to the file
         size = len(data)
         if size > SMALL or self.pending_size + size > WRITE_CAPACITY:
             return None
@@ -392,7 +397,7 @@ def buffers_for(file: IO[Any]) -> Buffers | TextBuffers | None:
             return None
         if codecs.lookup(file.encoding).name not in _ASCII_SAFE:
             return None
-        return TextBuffers()
+        return TextBuffers(file)
     if isinstance(file, (io.BufferedRandom, io.BufferedReader, io.BufferedWriter)):
         mode: str = getattr(cast(Any, file), "mode", "")
         append = "a" in mode

@@ -427,3 +427,36 @@ async def test_rewinds_mixed_with_everything_match_the_standard_library(
             await ours.seek(0)
             theirs.seek(0)
             assert await ours.read() == theirs.read()
+
+
+@pytest.mark.parametrize("written", ["", "x", "more\n"])
+async def test_a_text_write_after_reading_lines_resets_newlines_at_once(
+    anyio_backend: Any, no_leaks: Path, written: str
+) -> None:
+    """Found by the stateful tests (2,000 sessions): a write resets the decoder.
+
+    The standard library's text file forgets the newlines it has read when it
+    is written to; a buffered write must not hide that until the next flush.
+    """
+    with tempfile.TemporaryFile("w+", encoding="utf-8", dir=no_leaks) as plain:
+        plain.write("one\ntwo\n")
+        plain.seek(0)
+        plain.readline()
+        assert plain.newlines == "\n"
+        plain.write(written)
+        expected = plain.newlines
+        plain.write("later")
+        plain.seek(0)
+        content = plain.read()
+    assert expected is None
+    file = await anyio_tempfile.TemporaryFile("w+", encoding="utf-8", dir=no_leaks)
+    async with file:
+        await file.write("one\ntwo\n")
+        await file.seek(0)
+        assert await file.readline() == "one\n"
+        assert file.newlines == "\n"
+        await file.write(written)
+        assert file.newlines == expected
+        await file.write("later")  # newlines is None again: buffered as before
+        await file.seek(0)
+        assert await file.read() == content
