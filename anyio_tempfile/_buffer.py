@@ -40,7 +40,7 @@ import codecs
 import collections
 import io
 import os
-from typing import IO, Any, cast
+from typing import IO, Any, TextIO, cast
 
 # At most this many bytes (or characters) go through the buffers in one call.
 SMALL = 8 * 1024
@@ -325,7 +325,7 @@ class TextBuffers:
     offset = 0
     room = 0
 
-    def __init__(self, file: io.TextIOWrapper) -> None:
+    def __init__(self, file: TextIO) -> None:
         self._file = file
         self.pending: list[str] = []
         self.pending_size = 0
@@ -397,7 +397,7 @@ def buffers_for(file: IO[Any]) -> Buffers | TextBuffers | None:
             return None
         if codecs.lookup(file.encoding).name not in _ASCII_SAFE:
             return None
-        return TextBuffers(file)
+        return TextBuffers(cast(TextIO, file))
     if isinstance(file, (io.BufferedRandom, io.BufferedReader, io.BufferedWriter)):
         mode: str = getattr(cast(Any, file), "mode", "")
         append = "a" in mode
