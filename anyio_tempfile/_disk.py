@@ -145,11 +145,6 @@ class DiskStorage:
         """
         return await self._with_file(lambda _file: work(), finish=True, closing=closing)
 
-    async def on_file(self, work: Callable[[IO[Any]], T]) -> T:
-        """Run ``work(file)`` in one worker-thread call."""
-        self._check_open()
-        return await self._with_file(work)
-
     async def _call(self, method: str, *args: object) -> Any:
         if self._file.closed:
             return self._ask_closed(method, *args)
